@@ -1,0 +1,198 @@
+"""``alignrank`` command line (typer): data, train, sweep, tune, evaluate, profile, report.
+
+Every command reads its defaults from ``params.yaml`` (``--params``) and accepts ``--set key=value``
+overrides (dotted keys) and ``--set-file`` fragments. Expected errors print one line and exit
+with 2 (usage / params) or 1 (failure); ``--debug`` shows the traceback.
+
+Examples:
+    >>> from typer.testing import CliRunner
+    >>> CliRunner().invoke(app, ["--help"]).exit_code
+    0
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from alignrank.config import ParamsError, load_params
+from alignrank.errors import AlignRankError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="AlignRank: reproducible, distributed experiments for YOLO-AlignRank.",
+)
+
+_STATE = {"debug": False}
+
+ParamsOpt = typer.Option(None, "--params", "-p", help="params file (default: ./params.yaml)")
+SetOpt = typer.Option(None, "--set", "-s", help="override a param: dotted.key=value (repeatable)")
+SetFileOpt = typer.Option(None, "--set-file", help="YAML fragment of dotted keys to apply (repeatable)")
+
+
+def _params(path: Optional[Path], sets: Optional[List[str]], set_files: Optional[List[Path]] = None, extra: dict | None = None):
+    overrides = list(sets or [])
+    overrides += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in (extra or {}).items() if v is not None]
+    return load_params(path, overrides, set_files or ())
+
+
+def _fail(e: BaseException, code: int) -> None:
+    if _STATE["debug"]:
+        raise e
+    typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _guard(fn):
+    """Run a command body, mapping expected errors to one line + exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ParamsError as e:
+            _fail(e, 2)
+        except AlignRankError as e:
+            _fail(e, e.exit_code)
+        except KeyboardInterrupt:
+            typer.secho("interrupted: finished work is kept; re-run the same command to resume", err=True)
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def _print_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of expected errors")) -> None:
+    """AlignRank command line."""
+    _STATE["debug"] = debug
+    from alignrank.env import setup_offline
+
+    setup_offline()
+
+
+@app.command()
+@_guard
+def data(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
+    """Build the dataset (synthetic default or COCO 2017 download) under data.root."""
+    from alignrank.data.stage import run_data
+
+    _print_json(run_data(_params(params, set)))
+
+
+@app.command()
+@_guard
+def train(
+    variant: Optional[str] = typer.Option(None, help="registered variant (default: train.variant)"),
+    seed: Optional[int] = typer.Option(None, help="seed (default: train.seed)"),
+    params: Optional[Path] = ParamsOpt,
+    set: Optional[List[str]] = SetOpt,
+    set_file: Optional[List[Path]] = SetFileOpt,
+) -> None:
+    """Train one (variant, seed) in-process on train.device, tracked in MLflow."""
+    from alignrank.engine.run import run_single
+
+    p = _params(params, set, set_file, {"train.variant": variant, "train.seed": seed})
+    _print_json(run_single(p))
+
+
+@app.command()
+@_guard
+def sweep(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
+    """Train every (variant, seed) of sweep.* on Ray (local or ray.address), cached and resumable."""
+    from alignrank.dist.sweep import run_sweep
+
+    summary = run_sweep(_params(params, set, set_file))
+    _print_json(summary)
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_guard
+def tune(
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted search"),
+    params: Optional[Path] = ParamsOpt,
+    set: Optional[List[str]] = SetOpt,
+) -> None:
+    """Ray Tune search over tune.space (RCQ/CSD hyper-parameters) on our trainer."""
+    from alignrank.dist.tune import run_tune
+
+    _print_json(run_tune(_params(params, set), resume=resume))
+
+
+@app.command()
+@_guard
+def evaluate(
+    gt: Optional[Path] = typer.Option(None, help="COCO instances JSON (with --pred: evaluate files only)"),
+    pred: Optional[Path] = typer.Option(None, help="COCO results JSON of predictions"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics here"),
+    params: Optional[Path] = ParamsOpt,
+    set: Optional[List[str]] = SetOpt,
+) -> None:
+    """COCO metrics (pycocotools) + rank consistency, calibration, error breakdown, NMS-free AP."""
+    p = _params(params, set)
+    if (gt is None) != (pred is None):
+        raise ParamsError("evaluate: give both --gt and --pred, or neither (evaluate the sweep's runs)")
+    if gt is not None:
+        from alignrank.eval.files import evaluate_files
+
+        evaluate_files(gt, pred, json_out=json_out, params=p.eval)
+    else:
+        from alignrank.eval.stage import run_evaluate
+
+        _print_json(run_evaluate(p))
+
+
+@app.command()
+@_guard
+def profile(
+    variants: Optional[str] = typer.Option(None, help="comma-separated variants (default: profile.variants)"),
+    scale: Optional[str] = typer.Option(None, help="model scale (default: profile.scale)"),
+    imgsz: Optional[int] = typer.Option(None, help="input side (default: profile.imgsz)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the figures here"),
+    loss: bool = typer.Option(False, "--loss", help="benchmark the loss (baseline vs RCQ) instead"),
+    params: Optional[Path] = ParamsOpt,
+    set: Optional[List[str]] = SetOpt,
+) -> None:
+    """Params, GFLOPs (custom ops counted), latency (eager, ONNX Runtime, CUDA) and ratios to baseline."""
+    extra = {"profile.scale": scale, "profile.imgsz": imgsz}
+    if variants:
+        extra["profile.variants"] = [v.strip() for v in variants.split(",") if v.strip()]
+    p = _params(params, set, None, extra)
+    if loss:
+        from alignrank.profile.loss_bench import run_loss_benchmark
+
+        run_loss_benchmark(p, json_out=json_out)
+    else:
+        from alignrank.profile.stage import run_profile
+
+        run_profile(p, json_out=json_out)
+
+
+@app.command()
+@_guard
+def report(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
+    """Result tables (md/csv/tex) and plots under report.out_dir from the evaluated runs."""
+    from alignrank.report.stage import run_report
+
+    _print_json(run_report(_params(params, set)))
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    app(prog_name="alignrank")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(entrypoint())

@@ -1,0 +1,150 @@
+"""The one place that reads ``params.yaml``: load, apply ``--set`` overrides, validate, freeze.
+
+Examples:
+    >>> p = load_params(None, overrides=["train.epochs=3", "loss.margin=0.2"])
+    >>> p.train.epochs, p.loss.margin
+    (3, 0.2)
+    >>> with_overrides(p, {"loss.margin": 0.3}).loss.margin
+    0.3
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from alignrank.config.fields import ParamsError, build, flatten, to_dict
+from alignrank.config.schema import Params
+
+PARAMS_FILE = "params.yaml"
+
+
+def project_root() -> Path:
+    """Project root: ``$ALIGNRANK_ROOT`` or the nearest parent of the CWD holding ``params.yaml``."""
+    env = os.environ.get("ALIGNRANK_ROOT")
+    if env:
+        return Path(env).resolve()
+    cwd = Path.cwd().resolve()
+    for d in (cwd, *cwd.parents):
+        if (d / PARAMS_FILE).is_file():
+            return d
+    return cwd
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings (values are YAML: ``3``, ``0.1``, ``[0,1]``, ``null``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ParamsError(f"override '{item}': expected dotted.key=value, e.g. train.epochs=3")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) < 2:
+        raise ParamsError(f"override '{key}': expected section.key (e.g. train.epochs)")
+    section, rest = parts[0], parts[1:]
+    node = raw.setdefault(section, {})
+    if not isinstance(node, dict):
+        raise ParamsError(f"override '{key}': '{section}' is not a section")
+    if section == "tune" and rest[0] == "space" and len(rest) > 1:
+        # tune.space keys are themselves dotted (loss.margin): tune.space.loss.margin.high=1
+        if "space" not in node:
+            from alignrank.config.schema import _default_space
+
+            node["space"] = _default_space()
+        space = node["space"]
+        field = rest[-1] if rest[-1] in ("type", "low", "high", "values") else None
+        name = ".".join(rest[1:-1] if field else rest[1:])
+        if field:
+            space.setdefault(name, {})[field] = value
+        else:
+            space[name] = value
+        return
+    for p in rest[:-1]:
+        node = node.setdefault(p, {})
+    node[rest[-1]] = value
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping; a malformed file gets one line naming the file and the position."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{path}: malformed YAML{where}; fix the file") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def build_params(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Params:
+    """Validate a raw nested mapping (plus dotted overrides) into frozen :class:`Params`."""
+    raw = copy.deepcopy(dict(raw))
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    return build(Params, raw, "")
+
+
+def load_params(
+    path: str | Path | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    set_files: Iterable[str | Path] = (),
+) -> Params:
+    """Load ``params.yaml`` (default: the project's), apply set-files then ``--set`` overrides.
+
+    Args:
+        path: YAML file; None = ``<project root>/params.yaml`` (schema defaults if absent).
+        overrides: ``key=value`` strings or a mapping of dotted keys.
+        set_files: YAML fragments of dotted keys (e.g. ``results/tune/best.yaml``), applied in order.
+
+    Returns:
+        Validated, frozen :class:`Params`.
+    """
+    if path is None:
+        candidate = project_root() / PARAMS_FILE
+        raw = read_yaml(candidate) if candidate.is_file() else {}
+    else:
+        raw = read_yaml(path)
+    merged: dict[str, Any] = {}
+    for f in set_files:
+        merged.update(flatten(read_yaml(f)))
+    merged.update(parse_overrides(overrides) if not isinstance(overrides, Mapping) else overrides)
+    return build_params(raw, merged)
+
+
+def with_overrides(params: Params, overrides: Mapping[str, Any]) -> Params:
+    """A new validated :class:`Params` equal to ``params`` with dotted ``overrides`` applied."""
+    return build_params(to_dict(params), overrides)
+
+
+def params_dict(params: Params) -> dict:
+    """Nested plain dict of ``params`` (YAML/JSON-safe)."""
+    return to_dict(params)
+
+
+def params_hash(obj: Any, n: int = 12) -> str:
+    """Stable short hash of a params object or any JSON-able value."""
+    data = to_dict(obj)
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]

@@ -1,0 +1,231 @@
+"""The params schema: one frozen dataclass per ``params.yaml`` section.
+
+Defaults here equal ``params.yaml``'s; the YAML is the source of truth for runs, and every key
+there must exist here (unknown keys are rejected). Ranges and choices are validated on load.
+
+Examples:
+    >>> p = Params()
+    >>> p.loss.temperature > 0
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, Mapping, Optional
+
+from alignrank.config.fields import ParamsError, param
+from alignrank.variants import VARIANTS
+
+ASSIGNERS = ("tal", "simota", "atss")
+IOU_LOSSES = ("ciou", "diou", "siou")
+SCALES = ("n", "s", "m", "l", "x")
+
+
+def _variants() -> list[str]:
+    return list(VARIANTS)
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: Literal["synthetic", "coco2017"] = param("synthetic", help="synthetic (embedded default) or coco2017 (download)")
+    root: str = param("data", help="output folder of the data stage (relative to the project root)")
+    seed: int = param(0, ge=0, help="seed of the synthetic generator")
+    num_train: int = param(240, ge=1, help="synthetic: number of training images")
+    num_val: int = param(80, ge=1, help="synthetic: number of validation images")
+    imgsz: int = param(256, ge=32, le=4096, help="synthetic: image side in pixels")
+    num_classes: int = param(6, ge=1, le=8, help="synthetic: number of shape classes (max 8)")
+    max_objects: int = param(12, ge=1, help="synthetic: most objects in one image")
+    empty_fraction: float = param(0.05, ge=0.0, le=1.0, help="synthetic: fraction of images with no object")
+    clutter: int = param(6, ge=0, help="synthetic: number of distractor strokes per image")
+    url: str = param("http://images.cocodataset.org", help="coco2017: base URL of the official zips")
+    subset: int = param(0, ge=0, help="coco2017: keep the first N images of each split (0 = all)")
+    retries: int = param(3, ge=0, help="coco2017: download retries per file on error or corruption")
+    timeout: float = param(60.0, gt=0, help="coco2017: network timeout per request, seconds")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    scale: Literal["n", "s", "m", "l", "x"] = param("n", help="YOLOv8 width/depth scale")
+    csd_points: int = param(4, ge=1, le=16, help="CSD: K sampling points per neighbouring level")
+    csd_offset_range: float = param(4.0, gt=0, help="CSD: max offset magnitude, in the sampled level's pixels")
+    bcdm_reduction: int = param(4, ge=1, help="BCDM: channel reduction of the phi 1x1 convs")
+    dyn_kernels: int = param(4, ge=1, le=16, help="dynamic conv: M base kernels blended by alpha(q)")
+    dyn_hidden: int = param(16, ge=1, help="dynamic conv: hidden width of the quality MLP")
+
+
+@dataclass(frozen=True)
+class LossParams:
+    iou_loss: Literal["ciou", "diou", "siou"] = param("ciou", help="box IoU loss: ciou (YOLOv8) | diou | siou")
+    assigner: Literal["tal", "simota", "atss"] = param("tal", help="label assigner: tal (YOLOv8) | simota | atss")
+    box: float = param(7.5, ge=0, help="gain of the IoU box loss (YOLOv8 default)")
+    cls: float = param(0.5, ge=0, help="gain of the classification loss (YOLOv8 default; scales RCQ too)")
+    dfl: float = param(1.5, ge=0, help="gain of the DFL loss (YOLOv8 default)")
+    alpha: float = param(1.0, ge=0, help="quality q = IoU^alpha * centerness^beta: IoU exponent")
+    beta: float = param(0.0, ge=0, help="quality centerness exponent (0 = IoU only)")
+    alpha0: float = param(1.0, gt=0, help="L_cal target exponent: target = q^alpha0")
+    gamma: float = param(2.0, ge=0, help="L_cal focal modulation exponent |sigmoid(s) - t|^gamma")
+    temperature: float = param(0.5, gt=0, help="L_list softmax temperature T")
+    margin: float = param(0.1, ge=0, help="L_rank hinge margin m")
+    eps: float = param(0.02, ge=0, help="L_rank pair threshold: pairs with q_i > q_j + eps")
+    lambda_cal: float = param(1.0, ge=0, help="weight of L_cal")
+    lambda_list: float = param(0.5, ge=0, help="weight of L_list")
+    lambda_rank: float = param(1.0, ge=0, help="weight of L_rank")
+    tal_topk: int = param(10, ge=1, help="TAL: top-k candidates per GT (YOLOv8 default)")
+    simota_radius: float = param(2.5, gt=0, help="SimOTA: centre-region radius in strides")
+    atss_topk: int = param(9, ge=1, help="ATSS: closest anchors per level per GT")
+    pair_budget: int = param(4_000_000, ge=1024, help="L_rank: max G*Kmax^2 pair elements per chunk (memory bound)")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    variant: str = param("full", choices=_variants, help="variant for `alignrank train`")
+    seed: int = param(0, ge=0, help="seed for `alignrank train`")
+    epochs: int = param(12, ge=1, help="training epochs")
+    batch: int = param(16, ge=1, help="batch size")
+    imgsz: int = param(256, ge=32, help="training/validation image size (multiple of 32)")
+    device: str = param("cpu", help="torch device: cpu | cuda | cuda:0 | 0,1 ...")
+    workers: int = param(0, ge=0, help="dataloader workers per run (0 = main process)")
+    optimizer: Literal["SGD", "AdamW", "Adam", "auto"] = param("AdamW", help="optimizer (ultralytics names)")
+    lr0: float = param(0.002, gt=0, help="initial learning rate")
+    warmup_epochs: float = param(1.0, ge=0, help="warm-up epochs")
+    mosaic: float = param(0.0, ge=0, le=1, help="mosaic augmentation probability")
+    amp: bool = param(False, help="mixed precision (CUDA only; ignored on CPU)")
+    deterministic: bool = param(True, help="deterministic algorithms (bit-exact on CPU)")
+    threads: int = param(1, ge=1, help="torch CPU threads per run")
+    out_dir: str = param("outputs/runs", help="root of the per-run output folders (keyed by hash)")
+    save_period: int = param(1, ge=-1, help="checkpoint every N epochs (-1 = only last/best)")
+
+    def check(self, prefix: str) -> None:
+        if self.imgsz % 32:
+            raise ParamsError(f"{prefix}.imgsz: must be a multiple of 32, got {self.imgsz}")
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    variants: tuple[str, ...] = param(("baseline", "csd", "rcq", "full"), choices=_variants, help="variants to train")
+    seeds: tuple[int, ...] = param((0, 1), ge=0, help="seeds per variant")
+    max_retries: int = param(2, ge=0, help="retries of a run whose worker died or failed")
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    conf: float = param(0.001, ge=0, le=1, help="score threshold of predictions kept for COCO eval")
+    iou: float = param(0.7, gt=0, le=1, help="NMS IoU threshold")
+    max_det: int = param(300, ge=1, help="max detections per image")
+    match_iou: float = param(0.5, gt=0, le=1, help="rank/calibration: IoU for a candidate to match a GT")
+    ece_bins: int = param(15, ge=2, help="calibration: equal-mass bins of detection ECE")
+    nms_free_topk: int = param(100, ge=1, help="NMS-free decoding: top-k by score per image")
+
+
+@dataclass(frozen=True)
+class ProfileParams:
+    variants: tuple[str, ...] = param(("baseline", "csd", "rcq", "full"), choices=_variants, help="variants profiled")
+    scale: Literal["n", "s", "m", "l", "x"] = param("s", help="model scale profiled (paper: s)")
+    imgsz: int = param(640, ge=32, help="input side for FLOPs/latency (paper: 640)")
+    nc: int = param(80, ge=1, help="number of classes for profiling (COCO: 80)")
+    repeats: int = param(20, ge=1, help="timed repeats per model (alternating models)")
+    warmup: int = param(3, ge=0, help="untimed warm-up runs per model")
+    onnx: bool = param(True, help="also time ONNX Runtime on CPU")
+    train_batch: int = param(4, ge=1, help="batch of the training-throughput measurement")
+    train_imgsz: int = param(256, ge=32, help="image size of the training-throughput measurement")
+    train_steps: int = param(3, ge=1, help="timed training steps per variant")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    out_dir: str = param("results", help="folder of tables and plots")
+    bootstrap: int = param(10000, ge=100, help="bootstrap resamples for paired CIs")
+    ci: float = param(0.95, gt=0, lt=1, help="confidence level of the intervals")
+
+
+@dataclass(frozen=True)
+class SpaceParam:
+    type: Literal["uniform", "loguniform", "choice", "int"] = param(help="distribution")
+    low: Optional[float] = param(None, help="lower bound (uniform/loguniform/int)")
+    high: Optional[float] = param(None, help="upper bound (uniform/loguniform/int)")
+    values: Optional[tuple[float, ...]] = param(None, help="choices (choice)")
+
+    def check(self, prefix: str) -> None:
+        if self.type == "choice":
+            if not self.values:
+                raise ParamsError(f"{prefix}.values: 'choice' needs a non-empty list of values")
+            return
+        if self.low is None or self.high is None:
+            raise ParamsError(f"{prefix}: '{self.type}' needs both low and high")
+        if self.low > self.high:
+            raise ParamsError(f"{prefix}: low ({self.low}) must be <= high ({self.high})")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ParamsError(f"{prefix}.low: loguniform bounds must be > 0, got {self.low}")
+
+
+def _default_space() -> dict:
+    return {
+        "loss.lambda_cal": {"type": "loguniform", "low": 0.25, "high": 4.0},
+        "loss.lambda_list": {"type": "loguniform", "low": 0.05, "high": 2.0},
+        "loss.lambda_rank": {"type": "loguniform", "low": 0.05, "high": 4.0},
+        "loss.temperature": {"type": "loguniform", "low": 0.1, "high": 2.0},
+        "loss.margin": {"type": "uniform", "low": 0.0, "high": 0.5},
+        "loss.eps": {"type": "uniform", "low": 0.0, "high": 0.1},
+    }
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    variant: str = param("full", choices=_variants, help="variant tuned")
+    num_samples: int = param(8, ge=1, help="number of trials")
+    search: Literal["optuna", "random"] = param("optuna", help="search algorithm: optuna (TPE) | random")
+    scheduler: Literal["asha", "none"] = param("asha", help="trial scheduler: asha early stopping | none")
+    metric: str = param("map50_95", help="metric reported each epoch and optimised")
+    mode: Literal["max", "min"] = param("max", help="optimise direction")
+    grace_period: int = param(1, ge=1, help="ASHA: epochs before a trial may be stopped")
+    reduction_factor: float = param(2.0, gt=1, help="ASHA: reduction factor")
+    epochs: int = param(6, ge=1, help="max epochs per trial")
+    max_concurrent: int = param(2, ge=1, help="max concurrent trials")
+    seeds: tuple[int, ...] = param((0,), ge=0, help="each configuration is run per seed, scored by the mean")
+    max_failures: int = param(1, ge=0, help="retries of a crashed trial")
+    out_dir: str = param("results/tune", help="output folder (best.yaml, tables, plots)")
+    space: Mapping[str, SpaceParam] = param(factory=_default_space, help="search space: dotted key -> distribution")
+
+
+@dataclass(frozen=True)
+class RayParams:
+    address: Optional[str] = param(None, help="null = start a local Ray; 'auto' or ray://host:port = a cluster")
+    num_cpus: Optional[int] = param(None, ge=1, help="local Ray: CPUs to use (null = all)")
+    cpus_per_run: float = param(1.0, gt=0, help="CPUs reserved per run/trial")
+    gpus_per_run: float = param(0.0, ge=0, help="GPUs reserved per run/trial")
+    max_concurrent: int = param(2, ge=1, help="max runs at once")
+
+
+@dataclass(frozen=True)
+class MlflowParams:
+    tracking_uri: Optional[str] = param(None, help="null = local SQLite under outputs/mlflow; else a server URI (env MLFLOW_TRACKING_URI wins)")
+    experiment: str = param("alignrank", help="MLflow experiment name")
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = param(factory=DataParams, help="data stage")
+    model: ModelParams = param(factory=ModelParams, help="model architecture")
+    loss: LossParams = param(factory=LossParams, help="loss and assignment")
+    train: TrainParams = param(factory=TrainParams, help="training")
+    sweep: SweepParams = param(factory=SweepParams, help="sweep of variants x seeds")
+    eval: EvalParams = param(factory=EvalParams, help="evaluation")
+    profile: ProfileParams = param(factory=ProfileParams, help="profiling")
+    report: ReportParams = param(factory=ReportParams, help="result tables")
+    tune: TuneParams = param(factory=TuneParams, help="hyper-parameter search")
+    ray: RayParams = param(factory=RayParams, help="Ray resources")
+    mlflow: MlflowParams = param(factory=MlflowParams, help="experiment tracking")
+
+    def check(self, prefix: str) -> None:
+        for key, spec in self.tune.space.items():
+            section, _, name = key.partition(".")
+            sub = getattr(self, section, None)
+            if sub is None or not dataclasses.is_dataclass(sub) or name not in {f.name for f in dataclasses.fields(sub)}:
+                raise ParamsError(f"tune.space: unknown key '{key}' (use a dotted params key such as loss.margin)")
+            current = getattr(sub, name)
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise ParamsError(f"tune.space.{key}: '{key}' is not a numeric param and cannot be searched")
+            if section in ("tune", "ray", "mlflow", "sweep", "report", "profile", "data"):
+                raise ParamsError(f"tune.space: '{key}' is not a training setting; search model/loss/train keys only")

@@ -1,0 +1,102 @@
+"""``AlignRankTrainer``: ultralytics' ``DetectionTrainer`` that builds (and resumes) our model.
+
+Always train and resume through this trainer: ultralytics' own ``YOLO(...).train()`` rebuilds a stock
+``DetectionModel`` from the checkpoint's YAML and silently drops the CSD head and the RCQ loss.
+Our settings travel on :class:`alignrank.config.Params`, never as extra ``model.train(**kw)`` keys.
+
+Examples:
+    >>> from alignrank.config import load_params
+    >>> p = load_params(None)
+    >>> overrides = ultralytics_overrides(p, data="data/dataset.yaml", save_dir="outputs/x")
+    >>> overrides["optimizer"], overrides["box"]
+    ('AdamW', 7.5)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG
+
+from alignrank.config.schema import Params
+from alignrank.errors import UsageError
+from alignrank.nn.model import AlignRankModel
+
+
+def ultralytics_overrides(params: Params, *, data: str | Path, save_dir: str | Path, resume: str | Path | None = None) -> dict[str, Any]:
+    """Map our params to ultralytics' training arguments (only keys ultralytics knows)."""
+    t, lp = params.train, params.loss
+    save_dir = Path(save_dir)
+    return {
+        "model": f"yolov8{params.model.scale}.yaml",
+        "data": str(data),
+        "epochs": t.epochs,
+        "batch": t.batch,
+        "imgsz": t.imgsz,
+        "device": t.device,
+        "workers": t.workers,
+        "optimizer": t.optimizer,
+        "lr0": t.lr0,
+        "warmup_epochs": t.warmup_epochs,
+        "mosaic": t.mosaic,
+        "close_mosaic": 0,
+        "amp": bool(t.amp) and not t.device.startswith("cpu"),
+        "deterministic": t.deterministic,
+        "seed": t.seed,
+        "box": lp.box,
+        "cls": lp.cls,
+        "dfl": lp.dfl,
+        "project": str(save_dir.parent.resolve()),
+        "name": save_dir.name,
+        "exist_ok": True,
+        "pretrained": False,
+        "plots": False,
+        "save_period": t.save_period,
+        "val": True,
+        "verbose": False,
+        "patience": 0,
+        "cache": False,
+        "resume": str(resume) if resume else False,
+    }
+
+
+class AlignRankTrainer(DetectionTrainer):
+    """Detection trainer that builds :class:`AlignRankModel` from our params.
+
+    Args:
+        params: Resolved AlignRank params (variant, model, loss settings are read from here).
+        overrides: Ultralytics training arguments (see :func:`ultralytics_overrides`).
+        _callbacks: Ultralytics callbacks.
+    """
+
+    def __init__(self, params: Params, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None) -> None:
+        self.ar_params = params
+        super().__init__(DEFAULT_CFG, overrides, _callbacks)
+
+    def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AlignRankModel:
+        """Build our model for the configured variant and load ``weights`` into it (resume/fine-tune)."""
+        p = self.ar_params
+        if weights is not None and isinstance(weights, AlignRankModel):
+            got = (weights.variant, weights.model_params.scale if hasattr(weights.model_params, "scale") else None)
+            from alignrank.variants import get_variant
+
+            if get_variant(weights.variant).head != get_variant(p.train.variant).head:
+                raise UsageError(
+                    f"checkpoint was trained as variant '{got[0]}' whose head differs from train.variant="
+                    f"'{p.train.variant}'; resume with the same variant"
+                )
+        model = AlignRankModel(
+            cfg if isinstance(cfg, dict) else f"yolov8{p.model.scale}.yaml",
+            nc=self.data["nc"],
+            ch=self.data.get("channels", 3),
+            verbose=False,
+            variant=p.train.variant,
+            model_params=p.model,
+            loss_params=p.loss,
+        )
+        model = self.set_model_names_for_load(model) if hasattr(self, "set_model_names_for_load") else model
+        if weights is not None:
+            model.load(weights, verbose=False)
+        return model

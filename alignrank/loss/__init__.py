@@ -1,0 +1,1 @@
+"""Loss code: RCQ-Loss terms, quality, IoU losses, assigners and the training criterion."""

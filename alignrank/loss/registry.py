@@ -1,0 +1,34 @@
+"""Loss registry: a loss builder returns the criterion of a model (``v8`` = ultralytics' stock
+``v8DetectionLoss``; ``rcq`` is registered by ``alignrank.loss.criterion``).
+
+Examples:
+    >>> "v8" in LOSSES
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+LossBuilder = Callable[..., object]  # (model: DetectionModel, params: LossParams) -> criterion
+LOSSES: dict[str, LossBuilder] = {}
+
+
+def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
+    """Decorator registering a loss builder under ``name``."""
+
+    def deco(fn: LossBuilder) -> LossBuilder:
+        if name in LOSSES:
+            raise KeyError(f"loss '{name}' is already registered")
+        LOSSES[name] = fn
+        return fn
+
+    return deco
+
+
+@register_loss("v8")
+def build_v8_loss(model, params=None):
+    """Ultralytics' stock ``v8DetectionLoss`` (the baseline's, bit-identical)."""
+    from ultralytics.utils.loss import v8DetectionLoss
+
+    return v8DetectionLoss(model)

@@ -1,0 +1,1 @@
+"""Model code: the head registry, the CSD-Head modules and ``AlignRankModel``."""

@@ -1,0 +1,34 @@
+"""Head registry: a head builder turns the stock ``Detect`` built from the YOLOv8 YAML into the head
+a variant uses (``detect`` returns it unchanged; ``csd`` is registered by ``alignrank.nn.csd_head``).
+
+Examples:
+    >>> "detect" in HEADS
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+HeadBuilder = Callable[..., nn.Module]  # (detect: Detect, params: ModelParams) -> Detect subclass
+HEADS: dict[str, HeadBuilder] = {}
+
+
+def register_head(name: str) -> Callable[[HeadBuilder], HeadBuilder]:
+    """Decorator registering a head builder under ``name``."""
+
+    def deco(fn: HeadBuilder) -> HeadBuilder:
+        if name in HEADS:
+            raise KeyError(f"head '{name}' is already registered")
+        HEADS[name] = fn
+        return fn
+
+    return deco
+
+
+@register_head("detect")
+def build_detect(detect: nn.Module, params=None) -> nn.Module:
+    """Stock YOLOv8 ``Detect`` head, unchanged (the baseline's)."""
+    return detect

@@ -1,0 +1,1 @@
+"""alignrank.report."""
