@@ -85,9 +85,10 @@ def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of e
 @_guard
 def data(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
     """Build the dataset (synthetic default or COCO 2017 download) under data.root."""
+    p = _params(params, set)
     from alignrank.data.stage import run_data
 
-    _print_json(run_data(_params(params, set)))
+    _print_json(run_data(p))
 
 
 @app.command()
@@ -100,9 +101,9 @@ def train(
     set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
     """Train one (variant, seed) in-process on train.device, tracked in MLflow."""
+    p = _params(params, set, set_file, {"train.variant": variant, "train.seed": seed})
     from alignrank.engine.run import run_single
 
-    p = _params(params, set, set_file, {"train.variant": variant, "train.seed": seed})
     _print_json(run_single(p))
 
 
@@ -110,9 +111,10 @@ def train(
 @_guard
 def sweep(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
     """Train every (variant, seed) of sweep.* on Ray (local or ray.address), cached and resumable."""
+    p = _params(params, set, set_file)
     from alignrank.dist.sweep import run_sweep
 
-    summary = run_sweep(_params(params, set, set_file))
+    summary = run_sweep(p)
     _print_json(summary)
     if summary.get("failed"):
         raise typer.Exit(1)
@@ -126,9 +128,10 @@ def tune(
     set: Optional[List[str]] = SetOpt,
 ) -> None:
     """Ray Tune search over tune.space (RCQ/CSD hyper-parameters) on our trainer."""
+    p = _params(params, set)
     from alignrank.dist.tune import run_tune
 
-    _print_json(run_tune(_params(params, set), resume=resume))
+    _print_json(run_tune(p, resume=resume))
 
 
 @app.command()
@@ -184,9 +187,10 @@ def profile(
 @_guard
 def report(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
     """Result tables (md/csv/tex) and plots under report.out_dir from the evaluated runs."""
+    p = _params(params, set)
     from alignrank.report.stage import run_report
 
-    _print_json(run_report(_params(params, set)))
+    _print_json(run_report(p))
 
 
 def entrypoint() -> None:

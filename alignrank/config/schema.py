@@ -95,7 +95,7 @@ class TrainParams:
     deterministic: bool = param(True, help="deterministic algorithms (bit-exact on CPU)")
     threads: int = param(1, ge=1, help="torch CPU threads per run")
     out_dir: str = param("outputs/runs", help="root of the per-run output folders (keyed by hash)")
-    save_period: int = param(1, ge=-1, help="checkpoint every N epochs (-1 = only last/best)")
+    save_period: int = param(-1, ge=-1, help="extra epochN.pt checkpoint every N epochs (-1 = only last.pt/best.pt, saved every epoch)")
 
     def check(self, prefix: str) -> None:
         if self.imgsz % 32:
