@@ -140,6 +140,7 @@ def evaluate(
     gt: Optional[Path] = typer.Option(None, help="COCO instances JSON (with --pred: evaluate files only)"),
     pred: Optional[Path] = typer.Option(None, help="COCO results JSON of predictions"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics here"),
+    candidates: Optional[Path] = typer.Option(None, help="pre-NMS candidates (.npz or COCO results JSON) for rank/NMS-free metrics"),
     params: Optional[Path] = ParamsOpt,
     set: Optional[List[str]] = SetOpt,
 ) -> None:
@@ -150,7 +151,7 @@ def evaluate(
     if gt is not None:
         from alignrank.eval.files import evaluate_files
 
-        evaluate_files(gt, pred, json_out=json_out, params=p.eval)
+        evaluate_files(gt, pred, json_out=json_out, params=p.eval, candidates=candidates)
     else:
         from alignrank.eval.stage import run_evaluate
 

@@ -186,6 +186,8 @@ class TuneParams:
     seeds: tuple[int, ...] = param((0,), ge=0, help="each configuration is run per seed, scored by the mean")
     max_failures: int = param(1, ge=0, help="retries of a crashed trial")
     out_dir: str = param("results/tune", help="output folder (best.yaml, tables, plots)")
+    storage_dir: str = param("outputs/tune", help="Ray Tune storage (trials, checkpoints); a shared filesystem on a cluster")
+    search_seed: int = param(0, ge=0, help="seed of the search algorithm (Optuna TPE sampler / random search)")
     space: Mapping[str, SpaceParam] = param(factory=_default_space, help="search space: dotted key -> distribution")
 
 

@@ -28,7 +28,9 @@ def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
 
 @register_loss("v8")
 def build_v8_loss(model, params=None):
-    """Ultralytics' stock ``v8DetectionLoss`` (the baseline's, bit-identical)."""
-    from ultralytics.utils.loss import v8DetectionLoss
+    """Ultralytics' stock ``v8DetectionLoss`` (the baseline's, bit-identical) for loss.assigner=tal and
+    loss.iou_loss=ciou; otherwise the same v8 loss with the chosen assigner / IoU loss
+    (:func:`alignrank.loss.v8.build_v8_loss`)."""
+    from alignrank.loss.v8 import build_v8_loss as build
 
-    return v8DetectionLoss(model)
+    return build(model, params)

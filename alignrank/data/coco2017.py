@@ -1,0 +1,89 @@
+"""COCO 2017 source: download the official zips, verify them, extract the (subset of) images.
+
+From ``data.url`` (default the official ``http://images.cocodataset.org``; tests use 127.0.0.1):
+
+* ``{url}/annotations/annotations_trainval2017.zip``: must hold ``annotations/instances_{train,val}2017.json``;
+* ``{url}/zips/{train,val}2017.zip``: ``{split}2017/<file_name>`` for EVERY image of that split's JSON,
+  and, from the official URL, exactly 118287 / 5000 JPEGs.
+
+Downloads are cached in ``<data.root>/../downloads/`` (``downloads/`` next to ``data/`` by default): kept
+OUTSIDE ``data.root`` because DVC deletes a stage's outputs before re-running it, so a re-run re-uses
+the verified zips (see :mod:`alignrank.data.download` for resume, retries and the ``.ok`` markers).
+The annotation JSONs are extracted into ``downloads/annotations_trainval2017/``; images are
+extracted straight from the zip into the dataset being built (only the ``data.subset`` images).
+
+``data.subset = N`` keeps the first N images of each split sorted by image id (for COCO the same
+order as the file names, which are the zero-padded ids).
+
+Examples:
+    >>> downloads_dir("/work/proj/data").as_posix()
+    '/work/proj/downloads'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from alignrank.config.schema import DataParams
+from alignrank.data.archive import safe_extract, verify_zip
+from alignrank.data.coco_format import read_json, safe_file_name, subset_images
+from alignrank.data.download import download
+
+OFFICIAL_URL = "http://images.cocodataset.org"
+OFFICIAL_COUNTS = {"train": 118287, "val": 5000}
+SPLITS = ("train", "val")
+ANN_ZIP = "annotations/annotations_trainval2017.zip"
+
+
+def downloads_dir(root: str | Path) -> Path:
+    """Download cache of the dataset built at ``root``: ``<root>/../downloads``."""
+    return Path(root).parent / "downloads"
+
+
+def ann_member(split: str) -> str:
+    """Member of the annotations zip holding ``split``'s instances JSON."""
+    return f"annotations/instances_{split}2017.json"
+
+
+def _is_official(url: str) -> bool:
+    return url.rstrip("/").replace("https://", "http://") == OFFICIAL_URL
+
+
+def fetch_coco2017(dp: DataParams, *, root: Path, build: Path) -> dict[str, dict]:
+    """Download + verify the zips, extract the subset images into ``build/images/{split}``.
+
+    Args:
+        dp: The ``data`` params (url, subset, retries, timeout).
+        root: Final dataset folder (locates the download cache).
+        build: Folder the dataset is being built in.
+
+    Returns:
+        ``{split: COCO dict}`` (subset-filtered, not yet validated).
+    """
+    base = dp.url.rstrip("/")
+    cache = downloads_dir(root)
+    dl = {"retries": dp.retries, "timeout": dp.timeout}
+    members = [ann_member(s) for s in SPLITS]
+    ann_zip = download(
+        f"{base}/{ANN_ZIP}", cache / Path(ANN_ZIP).name, verify=lambda p: verify_zip(p, required=members),
+        verify_key="instances-json", **dl,
+    )
+    ann_dir = cache / "annotations_trainval2017"
+    safe_extract(ann_zip, ann_dir, members)
+    out = {}
+    for split in SPLITS:
+        data = read_json(ann_dir / ann_member(split))
+        names = sorted({f"{split}2017/{im['file_name']}" for im in data["images"]
+                        if isinstance(im, dict) and safe_file_name(im.get("file_name"))})
+        count = (".jpg", OFFICIAL_COUNTS[split]) if _is_official(base) else None
+        key = hashlib.sha256(("\n".join(names) + f"|{count}").encode()).hexdigest()[:16]
+        zpath = download(
+            f"{base}/zips/{split}2017.zip", cache / f"{split}2017.zip",
+            verify=lambda p, n=names, c=count: verify_zip(p, required=n, expected_count=c), verify_key=key, **dl,
+        )
+        data = subset_images(data, dp.subset)
+        want = sorted({f"{split}2017/{im['file_name']}" for im in data["images"] if safe_file_name(im.get("file_name"))})
+        safe_extract(zpath, build / "images" / split, want, strip=1)
+        out[split] = data
+    return out

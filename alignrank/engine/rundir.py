@@ -1,0 +1,126 @@
+"""A run's output folder ``<train.out_dir>/<variant>-s<seed>-<key>/`` and its state files.
+
+Layout (ultralytics writes ``weights/`` and ``results.csv``; we write the JSON files atomically):
+
+* ``run.json``     - run key, its payload, MLflow run id, attempts (written at start)
+* ``params.yaml``  - the resolved params of the run (also an MLflow artifact)
+* ``status.json``  - live state for the progress view (state, epoch, latest metric, pid, host)
+* ``metrics.json`` - final metrics, written when training returns (lets a retry skip to tracking)
+* ``done.json``    - the completion marker, written LAST: a run with it is never recomputed
+
+Examples:
+    >>> import tempfile
+    >>> rd = RunDir(Path(tempfile.mkdtemp()) / "baseline-s0-abc")
+    >>> rd.state(epochs=3)
+    'fresh'
+    >>> atomic_write_json(rd.done_json, {"metrics": {"map50_95": 0.1}}); rd.state(epochs=3)
+    'done'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alignrank.config import project_root
+
+
+def resolve_path(p: str | Path) -> Path:
+    """``p`` if absolute, else relative to the project root."""
+    p = Path(p)
+    return p if p.is_absolute() else project_root() / p
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and ``os.replace`` (readers never see a partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomic, indented JSON write."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or None when missing or unreadable."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """0-based epoch stored in an ultralytics checkpoint (-1 once stripped), None if unreadable."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return int(ckpt.get("epoch", -1))
+    except Exception:  # noqa: BLE001 - truncated/corrupt file from a killed writer
+        return None
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and state of one run folder."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    weights = property(lambda self: self.path / "weights" / "best.pt")
+    last = property(lambda self: self.path / "weights" / "last.pt")
+    run_json = property(lambda self: self.path / "run.json")
+    params_yaml = property(lambda self: self.path / "params.yaml")
+    status_json = property(lambda self: self.path / "status.json")
+    metrics_json = property(lambda self: self.path / "metrics.json")
+    done_json = property(lambda self: self.path / "done.json")
+
+    def done(self) -> dict | None:
+        """Contents of ``done.json`` (None while the run is not finished)."""
+        return read_json(self.done_json)
+
+    def meta(self) -> dict:
+        """Contents of ``run.json`` ({} if absent)."""
+        return read_json(self.run_json) or {}
+
+    def state(self, epochs: int) -> str:
+        """``done`` | ``finalize`` (trained, tracking unfinished) | ``resume`` (valid last.pt) | ``fresh``."""
+        if self.done() is not None:
+            return "done"
+        if read_json(self.metrics_json) is not None:
+            return "finalize"
+        if self.last.is_file():
+            e = checkpoint_epoch(self.last)
+            if e is not None and 0 <= e and e + 1 < epochs:
+                return "resume"
+        return "fresh"
+
+    def reset(self) -> None:
+        """Remove partial outputs of a run that cannot resume (corrupt/finished last.pt, stale CSV)."""
+        shutil.rmtree(self.path / "weights", ignore_errors=True)
+        for f in ("results.csv", "metrics.json"):
+            (self.path / f).unlink(missing_ok=True)
+
+    def write_status(self, **fields: Any) -> None:
+        """Merge ``fields`` into ``status.json`` (atomic)."""
+        atomic_write_json(self.status_json, {**(read_json(self.status_json) or {}), **fields})

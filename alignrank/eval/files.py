@@ -1,0 +1,198 @@
+"""Evaluate any COCO results file against a COCO instances file, with strict input validation.
+
+Bad input gets a one-line :class:`DataError` naming the file and the record, e.g.
+``predictions.json record 17: unknown image_id 999 (not in instances.json)``. Records are
+numbered from 0 (their index in the JSON list). An empty but valid list ``[]`` evaluates to AP 0.
+
+Examples:
+    >>> import json, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> gt = {"images": [{"id": 1, "width": 20, "height": 20}], "categories": [{"id": 1, "name": "a"}],
+    ...       "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}]}
+    >>> _ = (d / "gt.json").write_text(json.dumps(gt)); _ = (d / "p.json").write_text("[]")
+    >>> evaluate_files(d / "gt.json", d / "p.json", verbose=False)["AP"]
+    0.0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alignrank.config.schema import EvalParams
+from alignrank.errors import DataError
+from alignrank.eval.boxes import Detections
+from alignrank.eval.evaluator import evaluate_detections, format_table
+from alignrank.eval.io import atomic_write_json
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; missing, empty or malformed files raise a one-line :class:`DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise DataError(f"{path.name}: empty file; expected JSON (write [] for no predictions)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path.name}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix or re-create the file") from None
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return _is_num(v) and float(v).is_integer()
+
+
+def load_instances(path: str | Path) -> dict:
+    """Load and check a COCO instances JSON (``images``, ``annotations``, ``categories``)."""
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path.name}: expected a COCO instances object with images/annotations/categories, got {type(data).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DataError(f"{path.name}: missing or invalid '{key}' list; is this a COCO instances file?")
+    img_ids = set()
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or not _is_int(im.get("id")):
+            raise DataError(f"{path.name} images[{i}]: missing integer 'id'")
+        img_ids.add(int(im["id"]))
+    cat_ids = set()
+    for i, c in enumerate(data["categories"]):
+        if not isinstance(c, dict) or not _is_int(c.get("id")):
+            raise DataError(f"{path.name} categories[{i}]: missing integer 'id'")
+        cat_ids.add(int(c["id"]))
+    for i, a in enumerate(data["annotations"]):
+        if not isinstance(a, dict):
+            raise DataError(f"{path.name} annotations[{i}]: expected an object")
+        if a.get("image_id") not in img_ids:
+            raise DataError(f"{path.name} annotations[{i}]: unknown image_id {a.get('image_id')!r} (not in its images)")
+        if a.get("category_id") not in cat_ids:
+            raise DataError(f"{path.name} annotations[{i}]: unknown category_id {a.get('category_id')!r} (not in its categories)")
+        b = a.get("bbox")
+        if not (isinstance(b, list) and len(b) == 4 and all(_is_num(v) for v in b) and b[2] >= 0 and b[3] >= 0):
+            raise DataError(f"{path.name} annotations[{i}]: invalid bbox {b!r}; expected [x, y, w, h] with w, h >= 0")
+        if "id" not in a:
+            raise DataError(f"{path.name} annotations[{i}]: missing 'id'")
+        a.setdefault("iscrowd", 0)
+        a.setdefault("area", float(b[2] * b[3]))
+    return data
+
+
+def _record_error(r: Any, img_ids: set, cat_ids: set, gt_name: str) -> str | None:
+    if not isinstance(r, dict):
+        return f"expected an object with image_id, category_id, bbox, score, got {type(r).__name__}"
+    for key in ("image_id", "category_id", "bbox", "score"):
+        if key not in r:
+            return f"missing '{key}'"
+    if not _is_int(r["image_id"]) or int(r["image_id"]) not in img_ids:
+        return f"unknown image_id {r['image_id']!r} (not in {gt_name})"
+    if not _is_int(r["category_id"]) or int(r["category_id"]) not in cat_ids:
+        return f"unknown category_id {r['category_id']!r} (not in {gt_name})"
+    b = r["bbox"]
+    if not (isinstance(b, (list, tuple)) and len(b) == 4):
+        return f"invalid bbox {b!r}; expected [x, y, w, h]"
+    if not all(_is_num(v) for v in b):
+        return f"non-finite or non-numeric bbox {b!r}"
+    if b[2] < 0 or b[3] < 0:
+        return f"negative box width/height in bbox {b!r}"
+    if not _is_num(r["score"]):
+        return f"invalid score {r['score']!r}; expected a finite number"
+    return None
+
+
+def load_predictions(path: str | Path, gt: dict, gt_name: str = "instances.json") -> Detections:
+    """Load and check a COCO results JSON against the ground truth's image and category ids.
+
+    Raises:
+        DataError: naming the first bad record (0-based index) and how many more are bad.
+    """
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise DataError(f"{path.name}: expected a JSON list of COCO results [{{image_id, category_id, bbox, score}}, ...], "
+                        f"got {type(data).__name__}")
+    img_ids = {int(im["id"]) for im in gt["images"]}
+    cat_ids = {int(c["id"]) for c in gt["categories"]}
+    first, n_bad = None, 0
+    for i, r in enumerate(data):
+        msg = _record_error(r, img_ids, cat_ids, gt_name)
+        if msg:
+            n_bad += 1
+            first = first or f"{path.name} record {i}: {msg}"
+    if first:
+        more = f" ({n_bad - 1} more bad record(s))" if n_bad > 1 else ""
+        raise DataError(first + more)
+    return Detections.from_coco(data)
+
+
+def load_candidates(path: str | Path, gt: dict, gt_name: str = "instances.json") -> Detections:
+    """Pre-NMS candidates from a ``candidates.npz`` (see :mod:`alignrank.eval.predict`) or a COCO results JSON."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        return load_predictions(path, gt, gt_name)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the path")
+    try:
+        d = Detections.load_npz(path)
+    except Exception as e:  # noqa: BLE001  (corrupt zip, missing arrays)
+        raise DataError(f"{path.name}: unreadable candidates file ({type(e).__name__}: {e}); re-run the prediction") from None
+    bad = ~np.isin(d.image_id, [im["id"] for im in gt["images"]])
+    bad |= ~np.isin(d.category_id, [c["id"] for c in gt["categories"]])
+    bad |= ~np.isfinite(d.bbox).all(1) | (d.bbox[:, 2:] < 0).any(1) | ~np.isfinite(d.score)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path.name} row {i}: invalid candidate (image_id {d.image_id[i]}, category_id {d.category_id[i]}, "
+                        f"bbox {d.bbox[i].tolist()}, score {d.score[i]}) for {gt_name}")
+    return d
+
+
+def evaluate_files(
+    gt: str | Path,
+    pred: str | Path,
+    json_out: str | Path | None = None,
+    params: EvalParams | None = None,
+    *,
+    candidates: str | Path | None = None,
+    verbose: bool = True,
+) -> dict:
+    """Evaluate a COCO results file; print a table; optionally write the numbers as JSON.
+
+    Args:
+        gt: COCO instances JSON (original image and category ids; crowd regions honoured).
+        pred: COCO results JSON (post-NMS predictions).
+        json_out: Where to write ``{<12 COCO names>, <extras>, "reliability": {...}}`` (and a
+            ``<stem>.reliability.png`` beside it).
+        params: ``eval`` params.
+        candidates: Pre-NMS candidates (``.npz`` or COCO results JSON) for rank consistency and
+            NMS-free AP; without it, ``pred`` is used for those too.
+        verbose: Print the table.
+
+    Returns:
+        The flat metrics dict.
+    """
+    gt, pred = Path(gt), Path(pred)
+    dataset = load_instances(gt)
+    preds = load_predictions(pred, dataset, gt.name)
+    cands = load_candidates(candidates, dataset, gt.name) if candidates else None
+    res = evaluate_detections(dataset, preds, cands, params)
+    if verbose:
+        print(f"{pred.name} vs {gt.name}: {len(preds)} predictions on {res.metrics['num_images']} images")
+        print(format_table(res.metrics))
+    if json_out is not None:
+        from alignrank.eval.calibration import save_reliability
+
+        json_out = Path(json_out)
+        atomic_write_json(json_out, {**res.metrics, "reliability": res.reliability})
+        save_reliability(res.reliability, json_out.with_name(json_out.stem + ".reliability.png"), title=pred.name)
+    return res.metrics

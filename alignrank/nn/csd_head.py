@@ -1,0 +1,193 @@
+"""CSD-Head (Cross-Scale Sparse Deformable Head): ``CSDDetect`` and its ``@register_head("csd")`` builder.
+
+A drop-in subclass of ultralytics' ``Detect`` that keeps its contract (training dict with
+``boxes``/``scores``/``feats``, eval ``(y, preds)``, export mode, strides, DFL with ``reg_max``):
+
+1. Eq. 1 (:class:`~alignrank.nn.deform.CrossScaleSampler`): each level is projected to a thin common
+   width ``c`` and every location samples ``K`` learned points in levels ``l-1, l, l+1``.
+2. Eq. 2 (:class:`~alignrank.nn.bcdm.BCDM`): gated top-down / bottom-up / self fusion of the samples.
+3. The fused side stream re-enters each level by a zero-initialised 1x1 expansion,
+   ``x~_l = x_l + E_l(y~_l)``, so training starts from the stock head's function.
+4. Eq. 3 (:mod:`~alignrank.nn.dynconv`): the stock YOLOv8 box and class branches run on ``x~_l`` and their
+   prediction convs are quality-prior dynamic convs (``M`` base kernels blended by
+   ``alpha(q_l) = softmax(MLP(GAP(x~_l)))``, one grouped conv per batch).
+
+Budget (YOLOv8-S, nc=80, 640x640, fused): see ``alignrank profile --variants baseline,csd``; the side
+stream is thin (``c = C_P3 / 2``, ``cb = c / bcdm_reduction``) because the stock head already costs
+8.3 of the model's 28.6 GFLOPs.
+
+Examples:
+    >>> from alignrank.nn.model import build_model
+    >>> m = build_model("csd", scale="n", nc=3)
+    >>> type(m.model[-1]).__name__, m.model[-1].stride.tolist()
+    ('CSDDetect', [8.0, 16.0, 32.0])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Conv, DWConv
+from ultralytics.nn.modules.head import Detect
+from ultralytics.utils.torch_utils import fuse_conv_and_bn
+
+from alignrank.nn.bcdm import BCDM
+from alignrank.nn.deform import CrossScaleSampler
+from alignrank.nn.dynconv import DynConv2d, KernelRouter
+from alignrank.nn.registry import register_head
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold the BatchNorm of every ultralytics ``Conv`` inside ``module`` into its conv (as ``BaseModel.fuse``)."""
+    for m in module.modules():
+        if isinstance(m, Conv) and hasattr(m, "bn"):
+            m.conv = fuse_conv_and_bn(m.conv, m.bn)
+            delattr(m, "bn")
+            m.forward = m.forward_fuse
+    return module
+
+
+def run_branch(branch: nn.Sequential, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Run a box/class branch whose last layer is a :class:`DynConv2d` driven by ``alpha`` (B, M)."""
+    *body, last = branch
+    for m in body:
+        x = m(x)
+    return last(x, alpha)
+
+
+class CSDDetect(Detect):
+    """YOLOv8 ``Detect`` with cross-scale deformable sampling, BCDM fusion and dynamic prediction convs.
+
+    Args:
+        nc: Number of classes.
+        reg_max: DFL bins.
+        end2end: Must be False (YOLOv8 has no one-to-one head).
+        ch: Input channels per level (finest first).
+        points: ``K`` sampling points per source level (``model.csd_points``).
+        offset_range: Max offset per axis in source pixels (``model.csd_offset_range``).
+        reduction: BCDM ``phi`` reduction (``model.bcdm_reduction``).
+        kernels: ``M`` base kernels per dynamic conv (``model.dyn_kernels``).
+        hidden: Hidden width of the quality MLP (``model.dyn_hidden``).
+        width: Side-stream width ``c`` (default ``max(16, ch[0] // 2)``).
+
+    Examples:
+        >>> head = CSDDetect(nc=4, ch=(16, 32, 64))
+        >>> head.stride = torch.tensor([8.0, 16.0, 32.0])
+        >>> out = head([torch.randn(1, 16, 8, 8), torch.randn(1, 32, 4, 4), torch.randn(1, 64, 2, 2)])
+        >>> out["boxes"].shape, out["scores"].shape
+        (torch.Size([1, 64, 84]), torch.Size([1, 4, 84]))
+    """
+
+    def __init__(
+        self,
+        nc: int = 80,
+        reg_max: int = 16,
+        end2end: bool = False,
+        ch: Sequence[int] = (),
+        *,
+        points: int = 4,
+        offset_range: float = 4.0,
+        reduction: int = 4,
+        kernels: int = 4,
+        hidden: int = 16,
+        width: int | None = None,
+    ) -> None:
+        if end2end:
+            raise ValueError("CSDDetect: end2end (one-to-one) heads are not supported; YOLOv8 uses end2end=False")
+        super().__init__(nc, reg_max, False, tuple(ch))
+        c = width or max(16, ch[0] // 2)
+        self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range)
+        self.bcdm = BCDM(c, reduction=reduction, nl=self.nl)
+        self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1) for x in ch)
+        self.router = nn.ModuleList(KernelRouter(x, hidden, kernels, outputs=2) for x in ch)
+        for branch in self.cv3:  # class branch middle layer: dense 3x3 -> depthwise 3x3 + 1x1 (frees the budget)
+            mid = branch[1]
+            if isinstance(mid, Conv) and mid.conv.kernel_size == (3, 3) and mid.conv.groups == 1:
+                c3 = mid.conv.out_channels
+                branch[1] = nn.Sequential(DWConv(c3, c3, 3), Conv(c3, c3, 1))
+        for branch in (*self.cv2, *self.cv3):  # prediction convs -> dynamic convs
+            last = branch[-1]
+            branch[-1] = DynConv2d(last.in_channels, last.out_channels, 1, kernels=kernels)
+        self.reset_parameters_after_init()
+
+    def reset_parameters_after_init(self) -> None:
+        """Zero the re-entry expansions (start = stock head function) and reset the offset pattern."""
+        for e in self.expand:
+            nn.init.zeros_(e.weight)
+            nn.init.zeros_(e.bias)
+        self.csd.reset_offsets()
+
+    def level_strides(self) -> list[float]:
+        """Strides per level as floats; the nominal 8, 16, 32, ... before the model has computed them."""
+        s = [float(v) for v in self.stride]
+        return s if len(s) == self.nl and min(s) > 0 else [8.0 * 2**i for i in range(self.nl)]
+
+    def refine(self, x: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Eq. 1 + eq. 2 + re-entry: per level (B, C_l, H_l, W_l) -> same shapes."""
+        u = self.csd(x, self.level_strides())  # per level (B, c, H, W)
+        v = self.bcdm(u)  # per level (B, cb, H, W)
+        return [xi + e(vi) for xi, e, vi in zip(x, self.expand, v)]  # per level (B, C_l, H, W)
+
+    def forward_head(
+        self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Predictions of the refined levels: ``boxes`` (B, 4*reg_max, A), ``scores`` (B, nc, A), ``feats`` = x."""
+        if box_head is None or cls_head is None:  # fused inference without this branch (Detect contract)
+            return {}
+        bs = x[0].shape[0]
+        y = self.refine(x)
+        boxes, scores = [], []
+        for i in range(self.nl):
+            a_cls, a_reg = self.router[i](y[i])  # (B, M) each
+            boxes.append(run_branch(box_head[i], y[i], a_reg).view(bs, 4 * self.reg_max, -1))  # (B, 4*reg_max, HW)
+            scores.append(run_branch(cls_head[i], y[i], a_cls).view(bs, self.nc, -1))  # (B, nc, HW)
+        return {"boxes": torch.cat(boxes, -1), "scores": torch.cat(scores, -1), "feats": x}
+
+    def bias_init(self) -> None:
+        """Stock YOLOv8 prior biases, set on every base kernel (so any blend has them). Needs strides."""
+        for i, (a, b) in enumerate(zip(self.cv2, self.cv3)):
+            a[-1].bias.data[:] = 2.0  # (M, 4*reg_max) box
+            b[-1].bias.data[:, : self.nc] = math.log(5 / self.nc / (640 / self.stride[i]) ** 2)  # (M, nc) cls
+
+    def fuse(self) -> None:
+        """Fold every BatchNorm of the head into its conv (outputs unchanged), then ``Detect.fuse``.
+
+        Nothing else folds without adding compute: offsets, weights, gates and ``alpha`` depend on the input,
+        and ``phi``'s 1x1 + depthwise pair would become a dense 3x3 conv.
+        """
+        fold_batchnorm(self)
+        super().fuse()
+
+
+@register_head("csd")
+def build_csd(detect: Detect, params) -> CSDDetect:
+    """Build a :class:`CSDDetect` with the stock head's nc/reg_max/channels and the ``model`` params.
+
+    Args:
+        detect: The stock ``Detect`` built from the YOLOv8 YAML.
+        params: ``ModelParams`` (``csd_points``, ``csd_offset_range``, ``bcdm_reduction``, ``dyn_kernels``, ``dyn_hidden``).
+
+    Returns:
+        The new head (strides copied; ``AlignRankModel`` recomputes them and calls ``bias_init``).
+    """
+    if getattr(detect, "one2one_cv2", None) is not None:
+        raise ValueError("csd head: the stock head is end-to-end (one-to-one); build from a YOLOv8 YAML")
+    ch = [branch[0].conv.in_channels for branch in detect.cv2]
+    head = CSDDetect(
+        nc=detect.nc,
+        reg_max=detect.reg_max,
+        ch=ch,
+        points=params.csd_points,
+        offset_range=params.csd_offset_range,
+        reduction=params.bcdm_reduction,
+        kernels=params.dyn_kernels,
+        hidden=params.dyn_hidden,
+    )
+    stock, mine = type(detect.cv3[0][0]).__name__, type(head.cv3[0][0]).__name__
+    if stock != mine:  # Detect.legacy is a class flag set by parse_model; both heads must read the same one
+        raise RuntimeError(f"csd head: class branch starts with {mine}, the stock head's with {stock} (Detect.legacy changed)")
+    head.stride = detect.stride.clone()
+    return head
