@@ -53,6 +53,8 @@ class ModelParams:
     bcdm_reduction: int = param(4, ge=1, help="BCDM: channel reduction of the phi 1x1 convs")
     dyn_kernels: int = param(4, ge=1, le=16, help="dynamic conv: M base kernels blended by alpha(q)")
     dyn_hidden: int = param(16, ge=1, help="dynamic conv: hidden width of the quality MLP")
+    csd_width: int = param(0, ge=0, help="CSD: width of the sampled side stream (0 = auto: P3 channels / 2)")
+    csd_light_cls: bool = param(True, help="CSD: class branch's middle conv depthwise-separable (pays for the side stream)")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class EvalParams:
     match_iou: float = param(0.5, gt=0, le=1, help="rank/calibration: IoU for a candidate to match a GT")
     ece_bins: int = param(15, ge=2, help="calibration: equal-mass bins of detection ECE")
     nms_free_topk: int = param(100, ge=1, help="NMS-free decoding: top-k by score per image")
+    max_candidates: int = param(1000, ge=1, help="pre-NMS candidates kept per image (top scores) for rank/NMS-free metrics")
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class ProfileParams:
     train_batch: int = param(4, ge=1, help="batch of the training-throughput measurement")
     train_imgsz: int = param(256, ge=32, help="image size of the training-throughput measurement")
     train_steps: int = param(3, ge=1, help="timed training steps per variant")
+    threads: int = param(1, ge=1, help="CPU threads of the latency measurements (torch and ONNX Runtime)")
 
 
 @dataclass(frozen=True)

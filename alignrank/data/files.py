@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 CHUNK = 1 << 20
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: files get the usual 0o666 & ~umask, not mkstemp's 0o600
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -31,6 +33,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

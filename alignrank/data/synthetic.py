@@ -7,9 +7,10 @@ earlier images. An image has:
 * a textured background (low-frequency colour noise, a gradient, grain) and clutter: ``data.clutter``
   distractor strokes and irregular blobs (not a class), some drawn over the objects;
 * up to ``data.max_objects`` objects of ``data.num_classes`` shape classes (:mod:`.shapes`) with a
-  solid, striped, gradient or noisy fill, sizes log-uniform from ~8 px to 0.75 x the image side (so the
-  COCO small/medium/large area ranges all occur at 256 px), rotated, truncated at the border and
-  overlapping: a placement is kept only while every object keeps >= 50% of its pixels visible;
+  solid, striped, gradient or noisy fill whose main colour contrasts with the background under it,
+  sizes log-uniform from 10 px (at 256 px) to 0.75 x the image side (so the COCO small/medium/large
+  area ranges all occur at 256 px), rotated, truncated at the border and overlapping: a placement
+  is kept only while every object keeps >= 50% of its pixels visible;
 * ``ceil(data.empty_fraction * n)`` images with no object (background and clutter only).
 
 Boxes are the tight boxes of the VISIBLE pixels, ``area`` is the visible pixel count (COCO's
@@ -38,6 +39,7 @@ JPEG_QUALITY = 90
 MIN_VISIBLE = 0.5  # every object keeps at least this fraction of its pixels visible
 MIN_PIXELS = 12  # and at least this many pixels
 TRIES = 8  # placement attempts per object
+MIN_CONTRAST = 80.0  # RGB distance of an object's main colour from the background under it
 
 
 def class_names(num_classes: int) -> list[str]:
@@ -58,9 +60,22 @@ def _background(rng: np.random.Generator, n: int) -> np.ndarray:
     return img
 
 
-def _texture(rng: np.random.Generator, side: int) -> np.ndarray:
-    """(side, side, 3) float32 fill: solid, stripes, gradient or noise."""
-    c1 = rng.uniform(0, 255, 3).astype(np.float32)
+def _colour_away_from(rng: np.random.Generator, ref: np.ndarray) -> np.ndarray:
+    """A random colour at least :data:`MIN_CONTRAST` (RGB distance) from ``ref`` (best of a few draws)."""
+    best, dist = None, -1.0
+    for _ in range(8):
+        c = rng.uniform(0, 255, 3).astype(np.float32)
+        d = float(np.linalg.norm(c - ref))
+        if d > dist:
+            best, dist = c, d
+        if d >= MIN_CONTRAST:
+            break
+    return best
+
+
+def _texture(rng: np.random.Generator, side: int, ref: np.ndarray) -> np.ndarray:
+    """(side, side, 3) float32 fill: solid, stripes, gradient or noise; its main colour contrasts with ``ref``."""
+    c1 = _colour_away_from(rng, ref)
     kind = int(rng.integers(4))
     if kind == 0:  # solid
         return np.broadcast_to(c1, (side, side, 3))
@@ -133,7 +148,7 @@ def render_image(
     label = np.full((n, n), -1, np.int16)  # index of the top object per pixel
     objs: list[dict] = []  # cls, full (pixel count), visible (pixel count)
     want = 0 if empty else int(rng.integers(1, max_objects + 1))
-    smin, smax = max(6.0, 8.0 * n / 256), 0.75 * n
+    smin, smax = max(6.0, 10.0 * n / 256), 0.75 * n
     sizes = np.sort(np.exp(rng.uniform(np.log(smin), np.log(smax), want)))[::-1]  # big first: fewer rejections
     for size in sizes.tolist():
         for _try in range(TRIES):
@@ -158,7 +173,7 @@ def render_image(
                 o["visible"] -= int(c)
             k = len(objs)
             label[y0:y1, x0:x1][m] = k
-            tex = _texture(rng, side)[my0:my1, mx0:mx1]  # (h, w, 3)
+            tex = _texture(rng, side, img[y0:y1, x0:x1][m].mean(0))[my0:my1, mx0:mx1]  # (h, w, 3)
             img[y0:y1, x0:x1][m] = tex[m]
             objs.append({"cls": cls, "full": full, "visible": vis})
             break

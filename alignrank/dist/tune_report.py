@@ -16,6 +16,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -60,7 +61,8 @@ def best_row(rows: Iterable[Mapping[str, Any]], mode: str) -> dict[str, Any] | N
     return top[0] if top and _finite(top[0].get("score")) else None
 
 
-def write_best(path: str | Path, best: Mapping[str, Any], keys: Sequence[str], *, metric: str, name: str) -> Path:
+def write_best(path: str | Path, best: Mapping[str, Any], keys: Sequence[str], *, metric: str, name: str,
+               ties: int = 0) -> Path:
     """Write the best configuration as a params fragment of dotted keys (for ``--set-file``).
 
     Args:
@@ -69,11 +71,17 @@ def write_best(path: str | Path, best: Mapping[str, Any], keys: Sequence[str], *
         keys: The searched dotted keys (``tune.space``), in order.
         metric: Name of the optimised metric (for the header comment).
         name: Search (experiment) name (for the header comment).
+        ties: Number of other completed trials with the same score (noted in the header).
     """
     fragment = {k: best[k] for k in keys}
+    shown = Path(path)
+    with contextlib.suppress(ValueError):
+        shown = shown.resolve().relative_to(Path.cwd().resolve())
     header = (f"# Best configuration of tune search '{name}': {metric}={best['score']:.6g} "
               f"(trial {best['trial_id']}, {best['epochs']} epochs).\n"
-              f"# Apply with: alignrank sweep --set-file {Path(path).as_posix()}\n")
+              f"# Apply with: alignrank sweep --set-file {shown.as_posix()}\n")
+    if ties:
+        header += f"# Note: {ties} other trial(s) tie at this score; the tie was broken by trial id.\n"
     return _write_atomic(Path(path), header + yaml.safe_dump(fragment, sort_keys=False))
 
 

@@ -38,6 +38,29 @@ def epoch_metrics(trainer) -> dict[str, float]:
     return m
 
 
+def criterion_hparams(trainer) -> dict[str, float]:
+    """Numeric settings of the LIVE criterion as ``hp/loss.<name>`` (Ray Tune checks what the loss really used).
+
+    Gains come from the criterion's ``hyp`` (box, cls, dfl), the rest from its ``params`` (``LossParams``).
+    """
+    import dataclasses
+
+    model = getattr(trainer, "model", None)
+    crit = getattr(getattr(model, "module", model), "criterion", None)  # DDP-wrapped or not
+    out: dict[str, float] = {}
+    p = getattr(crit, "params", None)
+    if dataclasses.is_dataclass(p):
+        for f in dataclasses.fields(p):
+            v = getattr(p, f.name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[f"hp/loss.{f.name}"] = float(v)
+    for k in ("box", "cls", "dfl"):
+        v = getattr(getattr(crit, "hyp", None), k, None)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"hp/loss.{k}"] = float(v)
+    return out
+
+
 class EpochLogger:
     """The ``on_fit_epoch_end`` callback.
 
@@ -78,7 +101,7 @@ class EpochLogger:
             shown = " ".join(f"{k.split('/')[-1]}={m[k]:.4g}" for k in PROGRESS_KEYS if k in m)
             print(f"epoch {epoch}/{self.epochs} {shown} ({time.time() - self._t0:.0f}s)", file=self.stream, flush=True)
         if self.report is not None:
-            self.report(epoch, dict(self.last))
+            self.report(epoch, {**self.last, **criterion_hparams(trainer)})  # hp/*: report only, not logged
         if self.rd is not None:
             faults.inject(self.rd.path, epoch=epoch)
 

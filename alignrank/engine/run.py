@@ -39,7 +39,7 @@ from alignrank.errors import DataError
 from alignrank.tracking.base import Tracker
 from alignrank.tracking.names import ALIASES
 
-FINAL_KEYS = tuple(ALIASES.values())  # map50_95, map50, map75, precision, recall, fitness
+FINAL_KEYS = tuple(ALIASES.values())  # map50_95, map50, precision, recall, fitness
 
 
 @contextlib.contextmanager
@@ -72,7 +72,11 @@ def run_tags(params: Params, key: RunKey, provenance: Optional[dict] = None) -> 
         "code_version": key.payload["code"], "device": params.train.device, "host": socket.gethostname(),
         "dvc_stage": os.environ.get("DVC_STAGE") or "cli",
     }
-    tags.update(provenance or {})
+    if provenance is None:
+        from alignrank.tracking.provenance import git_info
+
+        provenance = git_info()
+    tags.update(provenance)
     tags["host"] = socket.gethostname()  # where it ran, not where it was dispatched from
     return {k: str(x) for k, x in tags.items()}
 
@@ -125,12 +129,12 @@ def train(
         report: Optional ``report(epoch, metrics)`` after every epoch; ``metrics`` holds the tracker's
             names plus short aliases (``map50_95``, ``map50``, ``precision``, ``recall``, ``fitness``).
         key: Precomputed run key (the sweep driver passes it so workers need not hash the code again).
-        provenance: Tags computed by the dispatcher (git commit/dirty, DVC stage).
+        provenance: Tags computed by the dispatcher (git commit/dirty, DVC stage); None = computed here.
         stream: Where to print one progress line per epoch (None: silent).
         verbose: Keep ultralytics' own INFO log and progress bars.
 
     Returns:
-        Final metrics (validation of ``best.pt``): ``map50_95``, ``map50``, ``map75``?, ``precision``,
+        Final metrics (validation of ``best.pt``): ``map50_95``, ``map50``, ``precision``,
         ``recall``, ``best_epoch``.
 
     Examples:
@@ -237,10 +241,9 @@ def run_single(params: Params) -> dict:
 
     Prints one line per epoch to stderr; an interrupted run resumes from its ``last.pt`` when re-run.
     """
-    from alignrank.tracking.provenance import git_info
     from alignrank.tracking.session import direct_factory
 
     key = run_key(params)
     rd = RunDir(run_dir(params, key))
     print(f"run {key.name}: {rd.path}", file=sys.stderr, flush=True)
-    return execute(params, direct_factory(params), provenance=git_info(), key=key, stream=sys.stderr)
+    return execute(params, direct_factory(params), key=key, stream=sys.stderr)

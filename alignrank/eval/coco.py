@@ -8,7 +8,8 @@ Examples:
     >>> gt = {"images": [{"id": 1, "width": 20, "height": 20}], "categories": [{"id": 7, "name": "a"}],
     ...       "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}]}
     >>> from alignrank.eval.boxes import Detections
-    >>> round(coco_metrics(CocoGT(gt), Detections.from_coco([{"image_id": 1, "category_id": 7, "bbox": [2, 2, 8, 8], "score": 0.9}]))["AP"], 3)
+    >>> dets = Detections.from_coco([{"image_id": 1, "category_id": 7, "bbox": [2, 2, 8, 8], "score": 0.9}])
+    >>> round(coco_metrics(CocoGT(gt), dets)["AP"], 3)
     1.0
     >>> coco_metrics(CocoGT(gt), Detections.empty())["AP"]
     0.0

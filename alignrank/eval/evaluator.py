@@ -91,9 +91,11 @@ def format_table(metrics: Mapping) -> str:
     rows = [("COCO (pycocotools, %)", None)] + [(k, fmt(metrics.get(k))) for k in STAT_NAMES]
     rows += [("rank consistency", None)] + [(k, fmt(metrics.get(k), False)) for k in RANK_KEYS]
     rows += [("calibration", None), ("ece", fmt(metrics.get("ece"), False)), ("mce", fmt(metrics.get("mce"), False))]
-    rows += [("NMS-free top-k (%)", None)] + [(k, fmt(metrics.get(k))) for k in ("nms_free_AP", "nms_free_AP50", "nms_free_AP75")]
+    rows += [("NMS-free top-k (%)", None)]
+    rows += [(k, fmt(metrics.get(k))) for k in ("nms_free_AP", "nms_free_AP50", "nms_free_AP75")]
     rows += [("TIDE (dAP in %, count)", None), ("tide_AP50", fmt(metrics.get("tide_AP50")))]
-    rows += [(f"  {e}", f"{fmt(metrics.get(f'tide_dAP_{e}'))}  n={metrics.get(f'tide_n_{e}', 'n/a')}") for e in ERROR_TYPES]
+    for e in ERROR_TYPES:
+        rows.append((f"  {e}", f"{fmt(metrics.get(f'tide_dAP_{e}'))}  n={metrics.get(f'tide_n_{e}', 'n/a')}"))
     rows += [("  fp / fn (special)", f"{fmt(metrics.get('tide_dAP_fp'))} / {fmt(metrics.get('tide_dAP_fn'))}")]
     width = max(len(k) for k, _ in rows) + 2
     return "\n".join(f"{k}" if v is None else f"  {k:<{width}}{v}" for k, v in rows)

@@ -42,7 +42,8 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path.name}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); fix or re-create the file") from None
+        raise DataError(f"{path.name}: malformed JSON at line {e.lineno} column {e.colno} ({e.msg}); "
+                        "fix or re-create the file") from None
 
 
 def _is_num(v: Any) -> bool:
@@ -58,7 +59,8 @@ def load_instances(path: str | Path) -> dict:
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, dict):
-        raise DataError(f"{path.name}: expected a COCO instances object with images/annotations/categories, got {type(data).__name__}")
+        raise DataError(f"{path.name}: expected a COCO instances object with images/annotations/categories, "
+                        f"got {type(data).__name__}")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DataError(f"{path.name}: missing or invalid '{key}' list; is this a COCO instances file?")
@@ -78,7 +80,8 @@ def load_instances(path: str | Path) -> dict:
         if a.get("image_id") not in img_ids:
             raise DataError(f"{path.name} annotations[{i}]: unknown image_id {a.get('image_id')!r} (not in its images)")
         if a.get("category_id") not in cat_ids:
-            raise DataError(f"{path.name} annotations[{i}]: unknown category_id {a.get('category_id')!r} (not in its categories)")
+            raise DataError(f"{path.name} annotations[{i}]: unknown category_id {a.get('category_id')!r} "
+                            "(not in its categories)")
         b = a.get("bbox")
         if not (isinstance(b, list) and len(b) == 4 and all(_is_num(v) for v in b) and b[2] >= 0 and b[3] >= 0):
             raise DataError(f"{path.name} annotations[{i}]: invalid bbox {b!r}; expected [x, y, w, h] with w, h >= 0")

@@ -46,7 +46,9 @@ def _segment_log_softmax(x: torch.Tensor, inv: torch.Tensor, num: int) -> torch.
     return x - lse[inv]  # (N,)
 
 
-def listwise_loss(logits: torch.Tensor, quality: torch.Tensor, groups: torch.Tensor, temperature: float) -> torch.Tensor:
+def listwise_loss(
+    logits: torch.Tensor, quality: torch.Tensor, groups: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """L_list: mean over groups with >= 2 positives of KL(softmax(q_g / T) || softmax(s_g / T)).
 
     Args:
@@ -142,7 +144,8 @@ def pairwise_rank_loss(
         idx = (r_sorted[p0:p1] - g0, slot[p0:p1])  # (n_c,), (n_c,) padded coordinates
         sig = s.new_zeros(g1 - g0, k).index_put(idx, s_sorted[p0:p1].sigmoid())  # (Gc, K)
         qp = q.new_zeros(g1 - g0, k).index_put(idx, q_sorted[p0:p1])  # (Gc, K)
-        valid = torch.zeros(g1 - g0, k, dtype=torch.bool, device=s.device).index_put(idx, torch.ones_like(idx[0], dtype=torch.bool))
+        valid = torch.zeros(g1 - g0, k, dtype=torch.bool, device=s.device)
+        valid[idx] = True  # (Gc, K) real (not padding) slots
         dq = qp[:, :, None] - qp[:, None, :]  # (Gc, K, K) q_i - q_j
         pairs = (dq > eps) & valid[:, :, None] & valid[:, None, :]  # (Gc, K, K)
         hinge = (margin - (sig[:, :, None] - sig[:, None, :])).clamp(min=0)  # (Gc, K, K)

@@ -58,7 +58,18 @@ class IoUBboxLoss(BboxLoss):
         super().__init__(reg_max)
         self.iou_loss, self.iou_fn = iou_loss, get_iou(iou_loss)
 
-    def forward(self, pred_dist, pred_bboxes, anchor_points, target_bboxes, target_scores, target_scores_sum, fg_mask, imgsz, stride):
+    def forward(
+        self,
+        pred_dist,
+        pred_bboxes,
+        anchor_points,
+        target_bboxes,
+        target_scores,
+        target_scores_sum,
+        fg_mask,
+        imgsz,
+        stride,
+    ):
         """Return (IoU loss, DFL loss), each weighted by the target scores and normalised like the stock one."""
         fg = fg_mask.nonzero(as_tuple=True)
         weight = target_scores[fg].sum(-1, keepdim=True)  # (N, 1)
@@ -68,9 +79,8 @@ class IoUBboxLoss(BboxLoss):
             target_ltrb = bbox2dist(anchor_points, target_bboxes, self.dfl_loss.reg_max - 1)  # (b, A, 4)
             loss_dfl = self.dfl_loss(pred_dist[fg].view(-1, self.dfl_loss.reg_max), target_ltrb[fg]) * weight
             return loss_iou, loss_dfl.sum() / target_scores_sum
-        _, loss_l1 = super().forward(
-            pred_dist, pred_bboxes, anchor_points, target_bboxes, target_scores, target_scores_sum, fg_mask, imgsz, stride
-        )  # L1 path of the stock loss (its CIoU term is discarded)
+        args = (pred_dist, pred_bboxes, anchor_points, target_bboxes, target_scores, target_scores_sum, fg_mask)
+        _, loss_l1 = super().forward(*args, imgsz, stride)  # L1 path of the stock loss (its CIoU term is discarded)
         return loss_iou, loss_l1
 
 
@@ -100,7 +110,9 @@ class AssignedDetectionLoss(v8DetectionLoss):
             bce *= self.class_weights
         return [bce.sum() / ctx["target_scores_sum"] * self.hyp.cls]
 
-    def get_assigned_targets_and_loss(self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs) -> tuple:
+    def get_assigned_targets_and_loss(
+        self, preds: dict[str, torch.Tensor], batch: dict[str, Any], **assign_kwargs
+    ) -> tuple:
         """Assign, then box + classification + DFL; same returns as the stock method (loss items by name)."""
         pred_distri = preds["boxes"].permute(0, 2, 1).contiguous()  # (b, A, 4 * reg_max)
         pred_scores = preds["scores"].permute(0, 2, 1).contiguous()  # (b, A, C)

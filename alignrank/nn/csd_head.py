@@ -8,13 +8,16 @@ A drop-in subclass of ultralytics' ``Detect`` that keeps its contract (training 
 2. Eq. 2 (:class:`~alignrank.nn.bcdm.BCDM`): gated top-down / bottom-up / self fusion of the samples.
 3. The fused side stream re-enters each level by a zero-initialised 1x1 expansion,
    ``x~_l = x_l + E_l(y~_l)``, so training starts from the stock head's function.
-4. Eq. 3 (:mod:`~alignrank.nn.dynconv`): the stock YOLOv8 box and class branches run on ``x~_l`` and their
+4. Eq. 3 (:mod:`~alignrank.nn.dynconv`): the YOLOv8 box and class branches run on ``x~_l`` and their
    prediction convs are quality-prior dynamic convs (``M`` base kernels blended by
    ``alpha(q_l) = softmax(MLP(GAP(x~_l)))``, one grouped conv per batch).
 
-Budget (YOLOv8-S, nc=80, 640x640, fused): see ``alignrank profile --variants baseline,csd``; the side
-stream is thin (``c = C_P3 / 2``, ``cb = c / bcdm_reduction``) because the stock head already costs
-8.3 of the model's 28.6 GFLOPs.
+Budget (YOLOv8-S, nc=80, 640x640, fused; ``alignrank profile --variants baseline,csd``): the stock head
+costs 8.3 of the model's 28.6 GFLOPs and 2.1 M of its 11.2 M params, two thirds of it in the class
+branch's dense 3x3 convs at P3. With ``model.csd_light_cls`` (default) the class branch's middle conv
+becomes depthwise 3x3 + 1x1 (ultralytics' own non-legacy class branch), which pays for the side stream
+(``c = C_P3 / 2``, ``cb = c / bcdm_reduction``; ``K`` points per source level) and the ``M`` base
+kernels; ``csd_light_cls=false`` gives the purely additive head (params +2.1 %, see the profile).
 
 Examples:
     >>> from alignrank.nn.model import build_model
@@ -25,7 +28,6 @@ Examples:
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -51,11 +53,15 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 
 
 def run_branch(branch: nn.Sequential, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Run a box/class branch whose last layer is a :class:`DynConv2d` driven by ``alpha`` (B, M)."""
+    """Run a box/class branch whose last layer is a :class:`DynConv2d` driven by ``alpha`` (B, M).
+
+    A static last conv is run as such: ultralytics' ``load`` swaps in an ``nn.Conv2d`` when it transfers a class
+    branch across class-branch widths.
+    """
     *body, last = branch
     for m in body:
         x = m(x)
-    return last(x, alpha)
+    return last(x, alpha) if isinstance(last, DynConv2d) else last(x)
 
 
 class CSDDetect(Detect):
@@ -71,7 +77,9 @@ class CSDDetect(Detect):
         reduction: BCDM ``phi`` reduction (``model.bcdm_reduction``).
         kernels: ``M`` base kernels per dynamic conv (``model.dyn_kernels``).
         hidden: Hidden width of the quality MLP (``model.dyn_hidden``).
-        width: Side-stream width ``c`` (default ``max(16, ch[0] // 2)``).
+        width: Side-stream width ``c`` (``model.csd_width``; None/0 = ``max(16, ch[0] // 2)``).
+        light_cls: Make the class branch's middle 3x3 conv depthwise 3x3 + 1x1 (``model.csd_light_cls``),
+            as ultralytics' non-legacy head does: at scale s this frees ~2.2 GFLOPs that pay for the side stream.
 
     Examples:
         >>> head = CSDDetect(nc=4, ch=(16, 32, 64))
@@ -94,6 +102,7 @@ class CSDDetect(Detect):
         kernels: int = 4,
         hidden: int = 16,
         width: int | None = None,
+        light_cls: bool = True,
     ) -> None:
         if end2end:
             raise ValueError("CSDDetect: end2end (one-to-one) heads are not supported; YOLOv8 uses end2end=False")
@@ -103,7 +112,7 @@ class CSDDetect(Detect):
         self.bcdm = BCDM(c, reduction=reduction, nl=self.nl)
         self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1) for x in ch)
         self.router = nn.ModuleList(KernelRouter(x, hidden, kernels, outputs=2) for x in ch)
-        for branch in self.cv3:  # class branch middle layer: dense 3x3 -> depthwise 3x3 + 1x1 (frees the budget)
+        for branch in self.cv3 if light_cls else ():  # class branch middle layer: dense 3x3 -> dw 3x3 + 1x1
             mid = branch[1]
             if isinstance(mid, Conv) and mid.conv.kernel_size == (3, 3) and mid.conv.groups == 1:
                 c3 = mid.conv.out_channels
@@ -146,12 +155,6 @@ class CSDDetect(Detect):
             scores.append(run_branch(cls_head[i], y[i], a_cls).view(bs, self.nc, -1))  # (B, nc, HW)
         return {"boxes": torch.cat(boxes, -1), "scores": torch.cat(scores, -1), "feats": x}
 
-    def bias_init(self) -> None:
-        """Stock YOLOv8 prior biases, set on every base kernel (so any blend has them). Needs strides."""
-        for i, (a, b) in enumerate(zip(self.cv2, self.cv3)):
-            a[-1].bias.data[:] = 2.0  # (M, 4*reg_max) box
-            b[-1].bias.data[:, : self.nc] = math.log(5 / self.nc / (640 / self.stride[i]) ** 2)  # (M, nc) cls
-
     def fuse(self) -> None:
         """Fold every BatchNorm of the head into its conv (outputs unchanged), then ``Detect.fuse``.
 
@@ -168,7 +171,8 @@ def build_csd(detect: Detect, params) -> CSDDetect:
 
     Args:
         detect: The stock ``Detect`` built from the YOLOv8 YAML.
-        params: ``ModelParams`` (``csd_points``, ``csd_offset_range``, ``bcdm_reduction``, ``dyn_kernels``, ``dyn_hidden``).
+        params: ``ModelParams`` (``csd_points``, ``csd_offset_range``, ``bcdm_reduction``, ``dyn_kernels``,
+            ``dyn_hidden``, ``csd_width``, ``csd_light_cls``).
 
     Returns:
         The new head (strides copied; ``AlignRankModel`` recomputes them and calls ``bias_init``).
@@ -185,6 +189,8 @@ def build_csd(detect: Detect, params) -> CSDDetect:
         reduction=params.bcdm_reduction,
         kernels=params.dyn_kernels,
         hidden=params.dyn_hidden,
+        width=params.csd_width or None,
+        light_cls=params.csd_light_cls,
     )
     stock, mine = type(detect.cv3[0][0]).__name__, type(head.cv3[0][0]).__name__
     if stock != mine:  # Detect.legacy is a class flag set by parse_model; both heads must read the same one

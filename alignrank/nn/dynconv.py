@@ -63,8 +63,11 @@ class DynConv2d(nn.Module):
         bias: Learn ``M`` base biases, blended like the kernels.
 
     Attributes:
-        weight: (M, c2, c1, k, k) base kernels.
-        bias: (M, c2) base biases (or None).
+        weight: (c2, M, c1*k*k) base kernels. Output channel first, so ultralytics' per-class row surgery
+            (``bias_init``, class remapping on fine-tune) applies to every kernel; 3-D, so its channels_last
+            conversion leaves it alone.
+        bias: (c2, M) base biases (or None).
+        in_channels, out_channels: As ``nn.Conv2d`` (read by ultralytics' checkpoint loading).
 
     Examples:
         >>> conv = DynConv2d(16, 8, k=3, kernels=4)
@@ -78,26 +81,28 @@ class DynConv2d(nn.Module):
         if k % 2 != 1:
             raise ValueError(f"DynConv2d: kernel size must be odd for 'same' padding, got {k}")
         self.c1, self.c2, self.k, self.kernels = c1, c2, k, kernels
-        self.weight = nn.Parameter(torch.empty(kernels, c2, c1, k, k))
-        self.bias = nn.Parameter(torch.empty(kernels, c2)) if bias else None
+        self.in_channels, self.out_channels = c1, c2
+        self.weight = nn.Parameter(torch.empty(c2, kernels, c1 * k * k))
+        self.bias = nn.Parameter(torch.empty(c2, kernels)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Initialise every base kernel independently as ``nn.Conv2d`` does (CondConv)."""
         bound = 1 / math.sqrt(self.c1 * self.k * self.k)
         for m in range(self.kernels):
-            nn.init.kaiming_uniform_(self.weight[m], a=math.sqrt(5))
+            nn.init.kaiming_uniform_(self.weight[:, m], a=math.sqrt(5))  # (c2, c1*k*k): fan_in = c1*k*k, as nn.Conv2d
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
     def blend(self, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-image kernels ``W_b = sum_m alpha_bm W_m`` and biases, shaped for a ``groups=B`` conv."""
         b = alpha.shape[0]
-        w = alpha.to(self.weight.dtype) @ self.weight.view(self.kernels, -1)  # (B, M) @ (M, c2*c1*k*k)
-        w = w.view(b * self.c2, self.c1, self.k, self.k)  # (B*c2, c1, k, k)
+        alpha = alpha.to(self.weight.dtype)
+        w = torch.einsum("bm,cmk->bck", alpha, self.weight)  # (B, c2, c1*k*k): a matmul, 2*B*M*|W| FLOPs
+        w = w.reshape(b * self.c2, self.c1, self.k, self.k)  # (B*c2, c1, k, k)
         bias = None
         if self.bias is not None:
-            bias = (alpha.to(self.bias.dtype) @ self.bias).view(b * self.c2)  # (B, M) @ (M, c2) -> (B*c2,)
+            bias = (alpha @ self.bias.t()).reshape(b * self.c2)  # (B, M) @ (M, c2) -> (B*c2,)
         return w, bias
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

@@ -33,13 +33,15 @@ for _k, _v in {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACK
     os.environ.setdefault(_k, _v)
 
 T = TypeVar("T")
+RETRY_ATTEMPTS = 8  # with the back-off below: about 30 s of retries before a TrackingError
 PARENT_TAG = "mlflow.parentRunId"
 _NO_RETRY = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST",
              "PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_STATE"}
 
 
-def _retry(what: str, fn: Callable[[], T], *, uri: str, attempts: int = 8, base: float = 0.25) -> T:
-    """Call ``fn`` with jittered exponential back-off (≈ 30 s at most) on transient failures."""
+def _retry(what: str, fn: Callable[[], T], *, uri: str, base: float = 0.25) -> T:
+    """Call ``fn`` with jittered exponential back-off (``RETRY_ATTEMPTS`` tries) on transient failures."""
+    attempts = RETRY_ATTEMPTS
     for i in range(attempts):
         try:
             return fn()

@@ -24,7 +24,6 @@ from typing import Any, Mapping
 METRIC_NAMES: dict[str, str] = {
     "metrics/mAP50-95(B)": "val/map50_95",
     "metrics/mAP50(B)": "val/map50",
-    "metrics/mAP75(B)": "val/map75",
     "metrics/precision(B)": "val/precision",
     "metrics/recall(B)": "val/recall",
     "fitness": "val/fitness",

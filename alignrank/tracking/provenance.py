@@ -14,7 +14,6 @@ import socket
 import subprocess
 from pathlib import Path
 
-from alignrank.config import project_root
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -25,9 +24,16 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
+def code_root() -> Path:
+    """The checkout holding the running ``alignrank`` package (the code whose version is tagged)."""
+    import alignrank
+
+    return Path(alignrank.__file__).resolve().parents[1]
+
+
 def git_info(root: Path | None = None) -> dict[str, str]:
-    """``{"git_commit": sha|'unknown', "git_dirty": 'true'|'false'|'unknown'}`` of the project checkout."""
-    root = Path(root or project_root())
+    """``{"git_commit": sha|'unknown', "git_dirty": 'true'|'false'|'unknown'}`` of the code's checkout."""
+    root = Path(root or code_root())
     commit = _git(["rev-parse", "HEAD"], root)
     status = _git(["status", "--porcelain", "--untracked-files=normal"], root) if commit else None
     return {

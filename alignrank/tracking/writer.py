@@ -93,15 +93,14 @@ def _get(ref, what: str):
 
     try:
         return ray.get(ref, timeout=CALL_TIMEOUT_S)
-    except TrackingError:
-        raise
     except ray.exceptions.GetTimeoutError:
         raise TrackingError(f"tracking writer: {what} timed out after {CALL_TIMEOUT_S:.0f}s; re-run the sweep") from None
-    except ray.exceptions.RayTaskError as e:
-        cause = e.as_instanceof_cause()
+    except ray.exceptions.RayTaskError as e:  # (Ray re-raises it as a subclass of the cause: catch it first)
+        cause = getattr(e, "cause", None) or e
         if isinstance(cause, TrackingError):
-            raise TrackingError(str(cause).splitlines()[0]) from None
-        raise TrackingError(f"tracking writer: {what} failed ({str(cause).splitlines()[0][:300]})") from None
+            raise TrackingError(cause.args[0] if cause.args else what) from None
+        text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise TrackingError(f"tracking writer: {what} failed ({text[:300]})") from None
     except ray.exceptions.RayError as e:
         raise TrackingError(f"tracking writer: {what} failed ({type(e).__name__}); re-run the sweep") from None
 

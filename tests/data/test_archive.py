@@ -11,6 +11,8 @@ import pytest
 from alignrank.data.archive import CorruptArchive, safe_extract, verify_zip
 from alignrank.errors import DataError
 
+pytestmark = pytest.mark.reliability
+
 
 def _zip(path, members: dict[str, bytes], compression=zipfile.ZIP_STORED):
     with zipfile.ZipFile(path, "w", compression) as zf:

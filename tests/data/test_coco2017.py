@@ -15,7 +15,7 @@ from alignrank.errors import DataError
 from tests.conftest import REPO
 from tests.data.checks import assert_labels_match_json, bad_source, write_coco_zips
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.reliability]
 
 
 def coco_params(root, url, **extra):
@@ -28,9 +28,13 @@ def test_coco128_loopback_end_to_end(coco128_www, serve, tmp_path):
 
     srv = serve(coco128_www)
     srv.cut_once["zips/train2017.zip"] = 2_000_000  # the first download of train2017.zip is interrupted
+    srv.corrupt["zips/val2017.zip"] = 1  # the first download of val2017.zip arrives corrupt
     s = run_data(coco_params(tmp_path / "data", srv.url))
     assert [r["range"] for r in srv.requests_for("zips/train2017.zip")] == [None, "bytes=2000000-"]
-    assert sha256_file(tmp_path / "downloads" / "train2017.zip") == sha256_file(coco128_www / "zips" / "train2017.zip")
+    assert [r["range"] for r in srv.requests_for("zips/val2017.zip")] == [None, None]  # detected, fetched again
+    for split in ("train", "val"):
+        got, src = tmp_path / "downloads" / f"{split}2017.zip", coco128_www / "zips" / f"{split}2017.zip"
+        assert sha256_file(got) == sha256_file(src)
     assert s["counts"]["train"]["images"] == 96 and s["counts"]["val"]["images"] == 32
     root = tmp_path / "data"
     with zipfile.ZipFile(coco128_www / "annotations" / "annotations_trainval2017.zip") as zf:

@@ -12,6 +12,8 @@ from alignrank.data.coco_format import read_json, subset_images, validate_coco, 
 from alignrank.errors import DataError
 from tests.data.checks import bad_source
 
+pytestmark = pytest.mark.reliability
+
 
 def _tree_hash(root):
     h = hashlib.sha256()

@@ -12,7 +12,7 @@ from alignrank.data.download import download, is_verified
 from alignrank.data.files import sha256_file
 from alignrank.errors import DataError
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.reliability]
 
 
 @pytest.fixture

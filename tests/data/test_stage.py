@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def test_cli_data_command(tmp_path):
     assert json.loads(r.output)["counts"]["val"]["images"] == 3
 
 
-def test_dvc_stage_script(tmp_path):
+def test_dvc_stage_script(tmp_path, capsys):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"].update({"num_train": 3, "num_val": 2, "imgsz": 64})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -89,7 +90,9 @@ def test_dvc_stage_script(tmp_path):
     assert json.loads(r.stdout)["root"] == str(tmp_path / "data") and (tmp_path / "data" / "manifest.json").is_file()
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["data"]
     assert dvc["cmd"] == "python pipeline/data.py" and dvc["outs"] == ["data"] and dvc["params"] == ["data"]
-    params["data"]["imgsz"] = 16  # invalid: one line, exit 2
+    params["data"]["imgsz"] = 16  # invalid: one line, exit 2 (in-process: ALIGNRANK_ROOT is tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    r = subprocess.run([sys.executable, str(REPO / "pipeline" / "data.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.strip().startswith("error: data.imgsz: must be >= 32") and "\n" not in r.stderr.strip()
+    main = runpy.run_path(str(REPO / "pipeline" / "data.py"), run_name="dvc_stage")["main"]
+    assert main() == 2
+    r = capsys.readouterr()
+    assert r.err.strip().startswith("error: data.imgsz: must be >= 32") and "\n" not in r.err.strip()

@@ -51,7 +51,7 @@ def test_every_iou_loss_forward_backward(name):
     gt[0] = pred[0].detach()  # one perfect box (coincident centres)
     val = fn(pred, gt)
     assert val.shape == (64, 1)
-    assert float(val[0]) == pytest.approx(1.0, abs=1e-5)  # loss 1 - metric = 0 for a perfect box
+    assert float(val[0].detach()) == pytest.approx(1.0, abs=1e-5)  # loss 1 - metric = 0 for a perfect box
     assert (val <= 1 + 1e-6).all() and (val >= -1.5).all()
     (1 - val).sum().backward()
     assert torch.isfinite(pred.grad).all() and pred.grad[1:].abs().sum() > 0

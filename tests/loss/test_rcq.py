@@ -85,9 +85,11 @@ def test_listwise_hand_values():
 
 def test_pairwise_hand_values():
     # margin 0.5, eps 0.1
-    # group 0: q = (0.9, 0.5, 0.45), s = 0 -> sigmoids equal, hinge 0.5; pairs (0,1): dq .4, (0,2): dq .45; (1,2) below eps
+    # group 0: q = (0.9, 0.5, 0.45), s = 0 -> sigmoids equal, hinge 0.5;
+    #          pairs (0,1): dq .4, (0,2): dq .45; (1,2) below eps
     #          -> (0.4 * 0.5 + 0.45 * 0.5) / 2 = 0.2125
-    # group 1: q = (0.2, 0.8), s = (ln 3, 0) -> sigmoid (0.75, 0.5); pair (1,0): dq .6, hinge .5 - (.5 - .75) = .75 -> 0.45
+    # group 1: q = (0.2, 0.8), s = (ln 3, 0) -> sigmoid (0.75, 0.5);
+    #          pair (1,0): dq .6, hinge .5 - (.5 - .75) = .75 -> 0.45
     # group 2: q = (0.3, 0.35): within eps, no pair -> excluded
     s = torch.tensor([0.0, 0.0, 0.0, math.log(3.0), 0.0, 5.0, -5.0])
     q = torch.tensor([0.9, 0.5, 0.45, 0.2, 0.8, 0.3, 0.35])
@@ -216,7 +218,8 @@ def test_calibration_matches_dense_reference(gamma):
     assert torch.allclose(g_got.double(), g_ref, atol=1e-6)
     assert torch.equal(s.detach().double(), x.detach().reshape(-1)[pos].float().double())
     # given probabilities give the same result
-    assert float(calibration_loss(x, pos, t, gamma=gamma, probs=x.detach().sigmoid())) == pytest.approx(float(ref), rel=1e-6)
+    given = calibration_loss(x, pos, t, gamma=gamma, probs=x.detach().sigmoid())
+    assert float(given) == pytest.approx(float(ref), rel=1e-6)
 
 
 def test_calibration_gradcheck_with_positive_logits():
@@ -237,4 +240,5 @@ def test_calibration_bf16_autocast_and_no_positive():
         loss = calibration_loss(x, torch.zeros(0, dtype=torch.long), torch.zeros(0), gamma=2.0)
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss) and x.grad.dtype == torch.bfloat16
-    assert float(loss) == pytest.approx(float(dense_qfl(x.detach().float(), torch.zeros(0, dtype=torch.long), torch.zeros(0), 2.0)), rel=1e-5)
+    ref = dense_qfl(x.detach().float(), torch.zeros(0, dtype=torch.long), torch.zeros(0), 2.0)
+    assert float(loss) == pytest.approx(float(ref), rel=1e-5)

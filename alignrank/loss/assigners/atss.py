@@ -56,7 +56,9 @@ class ATSSAssigner(nn.Module):
         anchor_boxes = torch.cat((anc_points - half, anc_points + half), -1)  # (A, 4)
         overlaps = pairwise_iou(gt_bboxes, anchor_boxes)  # (b, n, A)
         centre = (gt_bboxes[..., :2] + gt_bboxes[..., 2:]) / 2  # (b, n, 2)
-        dist = (anc_points[:, 0] - centre[..., 0, None]).pow(2) + (anc_points[:, 1] - centre[..., 1, None]).pow(2)  # (b, n, A)
+        dx = anc_points[:, 0] - centre[..., 0, None]  # (b, n, A)
+        dy = anc_points[:, 1] - centre[..., 1, None]  # (b, n, A)
+        dist = dx.pow(2) + dy.pow(2)  # (b, n, A) squared centre distance
 
         # Candidates: top-k closest per level (a loop over the few levels, not over boxes)
         _, level_sizes = torch.unique_consecutive(strides, return_counts=True)
@@ -70,14 +72,16 @@ class ATSSAssigner(nn.Module):
         thr = cand_iou.mean(-1) + cand_iou.std(-1).nan_to_num_(0.0)  # (b, n) adaptive IoU threshold (std 0 if K = 1)
         is_cand = torch.zeros((b, n, num_anchors), dtype=torch.bool, device=gt_bboxes.device)
         is_cand.scatter_(-1, cand_idx, True)  # (b, n, A)
-        pos = is_cand & (overlaps >= thr[..., None]) & points_in_boxes(anc_points, gt_bboxes) & valid[..., None]  # (b, n, A)
+        inside = points_in_boxes(anc_points, gt_bboxes)  # (b, n, A)
+        pos = is_cand & (overlaps >= thr[..., None]) & inside & valid[..., None]  # (b, n, A)
 
         # Anchors claimed by several GTs keep the highest anchor IoU
         fg_mask = pos.any(1)  # (b, A)
         target_gt_idx = overlaps.masked_fill(~pos, -1.0).argmax(1).masked_fill_(~fg_mask, 0)  # (b, A)
         bi, ai = fg_mask.nonzero(as_tuple=True)  # (N,)
         score = torch.zeros((b, num_anchors), device=gt_bboxes.device)  # (b, A)
-        score[bi, ai] = box_iou(pd_bboxes[bi, ai].float(), gt_bboxes[bi, target_gt_idx[bi, ai]].float()).squeeze(-1).clamp_(0)
+        pos_gt = gt_bboxes[bi, target_gt_idx[bi, ai]].float()  # (N, 4)
+        score[bi, ai] = box_iou(pd_bboxes[bi, ai].float(), pos_gt).squeeze(-1).clamp_(0)
         labels, boxes, scores = assigned_targets(gt_labels, gt_bboxes, target_gt_idx, fg_mask, self.num_classes, score)
         return labels, boxes, scores.to(pd_scores.dtype), fg_mask, target_gt_idx
 

@@ -40,7 +40,14 @@ class SimOTAAssigner(nn.Module):
         outside_cost: Cost added outside box AND centre region (YOLOX: 1e5).
     """
 
-    def __init__(self, num_classes: int, radius: float = 2.5, candidate_k: int = 10, iou_weight: float = 3.0, outside_cost: float = 1e5):
+    def __init__(
+        self,
+        num_classes: int,
+        radius: float = 2.5,
+        candidate_k: int = 10,
+        iou_weight: float = 3.0,
+        outside_cost: float = 1e5,
+    ):
         super().__init__()
         self.num_classes, self.radius = num_classes, radius
         self.candidate_k, self.iou_weight, self.outside_cost = candidate_k, iou_weight, outside_cost
@@ -86,7 +93,8 @@ class SimOTAAssigner(nn.Module):
         neg = -torch.log1p(-p).sum(-1)  # (b, A) sum_k -log(1 - p_k): BCE of every class against 0
         pc = p[bi, ai, gt_labels[bi, gi, 0].long()]  # (P,) probability of the GT's class
         cls_cost = neg[bi, ai] - pc.log() + torch.log1p(-pc)  # (P,) sum_k BCE(p_k, onehot)
-        cost_v = cls_cost + self.iou_weight * -torch.log(iou + 1e-8) + self.outside_cost * (~(in_box & in_ctr))[bi, gi, ai]
+        outside = (~(in_box & in_ctr))[bi, gi, ai]  # (P,) not in box AND centre region
+        cost_v = cls_cost + self.iou_weight * -torch.log(iou + 1e-8) + self.outside_cost * outside
         cost = torch.full((b, n, num_anchors), float("inf"), device=gt_bboxes.device)  # (b, n, A)
         cost[bi, gi, ai] = cost_v
         ious = torch.zeros((b, n, num_anchors), device=gt_bboxes.device)  # (b, n, A)

@@ -1,0 +1,362 @@
+"""``alignrank tune``: Ray Tune search over ``tune.space`` (RCQ/CSD hyper-parameters) on OUR trainer.
+
+Ultralytics' ``model.tune(use_ray=True)`` rebuilds the stock model and rejects unknown keys, so it can
+never tune the CSD head or RCQ loss. Here every trial is a real run of :func:`alignrank.engine.run.train`
+with the sampled values applied as params overrides (:mod:`alignrank.dist.tune_trial`).
+
+* Search: Optuna TPE (``ray.tune.search.optuna.OptunaSearch``, seeded by ``tune.search_seed``) or
+  random (``BasicVariantGenerator``), at most ``tune.max_concurrent`` trials at once; each trial
+  reserves ``ray.cpus_per_run`` / ``ray.gpus_per_run`` per seed of ``tune.seeds``.
+* Scheduler: ASHA on the per-epoch ``tune.metric`` (``time_attr=epoch``, ``max_t=tune.epochs``,
+  ``tune.grace_period``, ``tune.reduction_factor``), or none.
+* Faults: a crashed trial is retried ``tune.max_failures`` times from its last Tune checkpoint (its
+  ``last.pt``). Ctrl-C stops the search and keeps its state; ``alignrank tune --resume`` continues it
+  (finished trials are not re-run, unfinished ones resume from their checkpoints).
+* Tracking: one MLflow parent run per search, every trial's run nested under it (no Ray MLflow callback).
+* Outputs (``tune.out_dir``): ``best.yaml`` (params fragment for ``--set-file``), ``trials.md`` /
+  ``trials.csv``, ``metric_vs_params.png``, ``summary.json``.
+
+The search lives in ``<tune.storage_dir>/<variant>-<hash>`` (the hash covers everything that changes
+trial results: space, search settings, model/loss/train params, dataset fingerprint). On a cluster
+(``ray.address``) ``tune.storage_dir`` must be on a filesystem shared by all nodes.
+
+Examples:
+    >>> # summary = run_tune(load_params(None, ["tune.num_samples=4"]))   # `alignrank tune`
+    >>> # summary["best"]["config"]   # {'loss.lambda_cal': ..., ...}, also in results/tune/best.yaml
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from alignrank.config import flatten, params_dict, params_hash, with_overrides
+from alignrank.config.load import build_params
+from alignrank.config.schema import Params
+from alignrank.dist import tune_report
+from alignrank.dist.tune_space import check_space, search_space
+from alignrank.dist.tune_trial import log_event
+from alignrank.engine.rundir import atomic_write_json, read_json, resolve_path
+from alignrank.errors import AlignRankError, RunFailed, UsageError
+
+STATE_FILE = "alignrank_search.json"
+PLOT_FILE = "metric_vs_params.png"
+_ACTIVE: dict[str, dict] = {}  # search name -> {"factory", "params"} for the (pickled) driver callback
+_HASH_IGNORED = {"tune": ("out_dir", "storage_dir", "max_concurrent", "max_failures"),
+                 "train": ("variant", "seed", "epochs", "out_dir", "save_period")}
+
+
+def search_params(params: Params) -> Params:
+    """Params shipped to trials: absolute paths, torch threads = ``ray.cpus_per_run``."""
+    return with_overrides(params, {"data.root": str(resolve_path(params.data.root)),
+                                   "train.threads": max(1, int(params.ray.cpus_per_run))})
+
+
+def search_name(params: Params, fingerprint: str) -> str:
+    """``<variant>-<hash>`` of what determines the trials' results (not where/how many at once).
+
+    The hash covers the space and search settings, the model/loss/train params, the dataset
+    fingerprint and the training code version (:func:`alignrank.dist.cache.code_version`).
+    """
+    from alignrank.dist.cache import code_version
+
+    d = params_dict(params)
+    keyed = {s: {k: v for k, v in d[s].items() if k not in _HASH_IGNORED.get(s, ())} for s in ("tune", "model", "loss", "train")}
+    return f"{params.tune.variant}-{params_hash({**keyed, 'data': fingerprint, 'code': code_version()})}"
+
+
+def _locate(params: Params) -> tuple[Params, str, Path]:
+    """``(search params, search name, experiment folder)``; a missing dataset raises DataError."""
+    from alignrank.dist.cache import data_fingerprint
+
+    params = search_params(params)
+    name = search_name(params, data_fingerprint(params))
+    return params, name, resolve_path(params.tune.storage_dir) / name
+
+
+def search_status(params: Params) -> str:
+    """``new`` | ``interrupted`` (``--resume`` continues it) | ``complete`` for the search of ``params``.
+
+    Examples:
+        >>> # run_tune(p, resume=search_status(p) == "interrupted")   # the DVC stage
+    """
+    _, _, exp_dir = _locate(params)
+    if (read_json(exp_dir / STATE_FILE) or {}).get("complete"):
+        return "complete"
+    return "interrupted" if (exp_dir / "tuner.pkl").is_file() else "new"
+
+
+def trial_dirname(trial) -> str:
+    """Trial folder name (the default embeds the config, dotted keys and all)."""
+    return trial.trial_id
+
+
+def _resources(params: Params) -> dict[str, float]:
+    n = len(params.tune.seeds)
+    return {"cpu": float(params.ray.cpus_per_run) * n, "gpu": float(params.ray.gpus_per_run) * n}
+
+
+def _searcher(params: Params):
+    t = params.tune
+    if t.search == "optuna":
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
+        return ConcurrencyLimiter(OptunaSearch(metric=t.metric, mode=t.mode, seed=t.search_seed), max_concurrent=t.max_concurrent)
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(max_concurrent=t.max_concurrent, random_state=t.search_seed)
+
+
+def _scheduler(params: Params):
+    t = params.tune
+    if t.scheduler == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", max_t=t.epochs, grace_period=min(t.grace_period, t.epochs),
+                         reduction_factor=t.reduction_factor)
+
+
+def _callback_class():
+    from ray.tune import Callback
+
+    class TrialTracking(Callback):
+        """Driver side: closes each trial's MLflow run with its outcome and prints progress to stderr.
+
+        Holds only the search name (it is pickled with the experiment); the live tracker factory is
+        looked up in this module's ``_ACTIVE`` at run time, so a restored search gets the new one.
+        """
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            act = _ACTIVE.get(self.name)
+            if act is None:
+                return
+            t = act["params"].tune
+            v = result.get(t.metric)
+            shown = f"{v:.4g}" if isinstance(v, (int, float)) else v
+            print(f"[tune] {trial.trial_id} epoch {result.get('epoch')}/{t.epochs} {t.metric}={shown}",
+                  file=sys.stderr, flush=True)
+
+        def _close(self, trial, status: str, outcome: str) -> None:
+            act = _ACTIVE.get(self.name)
+            last = trial.last_result or {}
+            run_id = last.get("trial_mlflow_run_id")
+            if act is not None:
+                log_event(act["exp_dir"], trial_id=trial.trial_id, event=outcome, side="driver",
+                          epoch=int(last.get("epoch", 0) or 0))
+            if act is None or not run_id:
+                return
+            try:
+                tr = act["factory"].open(run_id=run_id)
+                tr.set_tags({"tune_outcome": outcome})
+                score = last.get(act["params"].tune.metric)
+                if isinstance(score, (int, float)):
+                    tr.log_metrics({"tune/score": float(score)}, step=int(last.get("epoch", 0)))
+                tr.end(status)
+            except Exception as e:  # noqa: BLE001 - tracking must not stop the search
+                print(f"[tune] warning: could not close the MLflow run of {trial.trial_id}: {e}", file=sys.stderr)
+            print(f"[tune] {trial.trial_id} {outcome}", file=sys.stderr, flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            act = _ACTIVE.get(self.name)
+            epochs = act["params"].tune.epochs if act else 0
+            done = int((trial.last_result or {}).get("epoch", 0)) >= epochs
+            self._close(trial, "FINISHED" if done else "KILLED", "completed" if done else "stopped_early")
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._close(trial, "FAILED", "failed")
+
+    return TrialTracking
+
+
+def _tuner(params: Params, name: str, storage: Path, ctx, *, restore: bool):
+    """A new :class:`ray.tune.Tuner`, or the interrupted one restored from ``storage/name``."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from alignrank.dist.tune_trial import trainable
+
+    fn = tune.with_resources(tune.with_parameters(trainable, ctx=ctx), _resources(params))
+    if restore:
+        return tune.Tuner.restore(str(storage / name), fn, resume_unfinished=True, resume_errored=True,
+                                  restart_errored=False)
+    t = params.tune
+    return tune.Tuner(
+        fn,
+        param_space=search_space(params),
+        tune_config=tune.TuneConfig(metric=t.metric, mode=t.mode, search_alg=_searcher(params),
+                                    scheduler=_scheduler(params), num_samples=t.num_samples, reuse_actors=False,
+                                    trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(
+            name=name, storage_path=str(storage), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[_callback_class()(name), JsonLoggerCallback(), CSVLoggerCallback()],  # result.json, progress.csv
+        ),
+    )
+
+
+def trial_rows(trials, params: Params) -> list[dict[str, Any]]:
+    """One plain row per Tune trial (see :mod:`alignrank.dist.tune_report`)."""
+    t = params.tune
+    rows = []
+    for tr in trials:
+        last = tr.last_result or {}
+        epochs = int(last.get("epoch", 0) or 0)
+        status = str(tr.status)
+        score = last.get(t.metric)
+        rows.append({
+            "trial_id": tr.trial_id, "status": status, "epochs": epochs,
+            "completed": status == "TERMINATED" and epochs >= t.epochs,
+            "stopped_early": status == "TERMINATED" and epochs < t.epochs,
+            "score": float(score) if isinstance(score, (int, float)) else None,
+            "mlflow_run_id": last.get("trial_mlflow_run_id"),
+            "hp": {k[3:]: v for k, v in last.items() if isinstance(k, str) and k.startswith("hp/")},
+            **{k: tr.config[k] for k in t.space if k in tr.config},
+        })
+    return rows
+
+
+def write_outputs(rows: list[dict], params: Params, name: str) -> dict[str, str]:
+    """best.yaml, trials.md/csv and the plot under ``tune.out_dir``; returns their paths."""
+    t = params.tune
+    out = resolve_path(t.out_dir)
+    keys = list(t.space)
+    files = {k: str(v) for k, v in tune_report.write_tables(out, rows, keys, metric=t.metric, mode=t.mode).items()}
+    files["plot"] = str(tune_report.write_plot(out / PLOT_FILE, rows, keys, metric=t.metric, mode=t.mode,
+                                               log_keys=[k for k, s in t.space.items() if s.type == "loguniform"]))
+    best = tune_report.best_row(rows, t.mode)
+    if best is not None:
+        ties = sum(1 for r in rows if r["trial_id"] != best["trial_id"] and r["completed"] == best["completed"] and r["score"] == best["score"])
+        files["best"] = str(tune_report.write_best(out / "best.yaml", best, keys, metric=t.metric, name=name, ties=ties))
+    return files
+
+
+def _summary(rows: list[dict], params: Params, name: str, exp_dir: Path, files: dict, **extra) -> dict:
+    best = tune_report.best_row(rows, params.tune.mode)
+    return {
+        "name": name, "experiment_dir": str(exp_dir), "metric": params.tune.metric, "mode": params.tune.mode,
+        "trials": len(rows), "completed": [r["trial_id"] for r in rows if r["completed"]],
+        "stopped_early": [r["trial_id"] for r in rows if r["stopped_early"]],
+        "failed": [r["trial_id"] for r in rows if r["status"] == "ERROR"],
+        "best": None if best is None else {"trial_id": best["trial_id"], "score": best["score"],
+                                           "config": {k: best[k] for k in params.tune.space}},
+        "files": files, **extra,
+    }
+
+
+def _finish(rows: list[dict], params: Params, name: str, exp_dir: Path, **extra) -> dict:
+    files = write_outputs(rows, params, name)
+    summary = _summary(rows, params, name, exp_dir, files, **extra)
+    out = resolve_path(params.tune.out_dir) / "summary.json"
+    atomic_write_json(out, summary)
+    summary["files"]["summary"] = str(out)
+    if summary["best"] is None:
+        raise RunFailed(f"tune search '{name}': no trial reported tune.metric '{params.tune.metric}'; see "
+                        f"{resolve_path(params.tune.out_dir) / 'trials.md'} and {exp_dir}")
+    return summary
+
+
+def run_tune(params: Params, resume: bool = False) -> dict:
+    """Run (or with ``resume`` continue) the search of ``params.tune``; write its outputs.
+
+    Returns:
+        Summary: ``name``, ``experiment_dir``, ``trials``, ``completed`` / ``stopped_early`` / ``failed``
+        trial ids, ``best`` (``trial_id``, ``score``, ``config``), ``files``, ``parent_run_id``, ``wall_s``.
+
+    Raises:
+        ParamsError: a bad search space (before Ray starts). UsageError: ``--resume`` with nothing to
+        resume, or an interrupted search without ``--resume``. AlignRankError: interrupted (Ctrl-C).
+    """
+    t0 = time.time()
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per epoch is intended
+    check_space(params)  # bad spaces fail here, before Ray or any trial starts
+    params, name, exp_dir = _locate(params)
+    storage = exp_dir.parent
+    state = read_json(exp_dir / STATE_FILE) or {}
+    if state.get("complete"):  # finished before: only the outputs are rewritten
+        base = build_params(state["params"])
+        return _finish(state["rows"], base, name, exp_dir, parent_run_id=state.get("parent_run_id"), cached=True,
+                       wall_s=round(time.time() - t0, 2))
+    restorable = (exp_dir / "tuner.pkl").is_file()
+    if resume and not restorable:
+        raise UsageError(f"tune --resume: no interrupted search for these params at {exp_dir}; run `alignrank tune`")
+    if not resume and restorable:
+        raise UsageError(f"an interrupted search exists at {exp_dir}; continue it with `alignrank tune --resume` "
+                         f"(or delete that folder to start over)")
+    base = build_params(state["params"]) if resume and state.get("params") else params  # the original search
+    return _search(params, base, name, storage, state, resume=resume, t0=t0)
+
+
+def _search(params: Params, base: Params, name: str, storage: Path, state: dict, *, resume: bool, t0: float) -> dict:
+    from alignrank.dist.ray_utils import ray_session
+    from alignrank.dist.tune_trial import TrialContext
+    from alignrank.tracking.provenance import provenance_tags
+    from alignrank.tracking.session import tracking_session
+
+    exp_dir = storage / name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    with ray_session(params), tracking_session(params) as factory:
+        parent = factory.open(run_name=f"tune-{name}", run_id=state.get("parent_run_id"),
+                              tags={"kind": "tune", "tune_search": name, "variant": base.tune.variant,
+                                    **provenance_tags()})
+        if not state.get("parent_run_id"):
+            parent.log_params(flatten(params_dict(base)))
+        state = {"name": name, "parent_run_id": parent.run_id, "params": params_dict(base), "complete": False}
+        atomic_write_json(exp_dir / STATE_FILE, state)
+        _ACTIVE[name] = {"factory": factory, "params": base, "exp_dir": str(exp_dir)}
+        status = "KILLED"
+        try:
+            ctx = TrialContext(params=base, factory=factory, parent_run_id=parent.run_id, exp_dir=str(exp_dir))
+            tuner = _tuner(base, name, storage, ctx, restore=resume)
+            grid = tuner.fit()
+            trials = grid._experiment_analysis.trials  # Trial objects (status, config, last_result)
+            rows = trial_rows(trials, base)
+            unfinished = [r["trial_id"] for r in rows if r["status"] not in ("TERMINATED", "ERROR")]
+            if unfinished or len(rows) < base.tune.num_samples:
+                _kill_runs(factory, rows)
+                raise AlignRankError(
+                    f"tune search '{name}' interrupted with {len(rows) - len(unfinished)}/{base.tune.num_samples} "
+                    f"trials finished; continue it with `alignrank tune --resume`")
+            summary = _finish(rows, base, name, exp_dir, parent_run_id=parent.run_id, cached=False,
+                              wall_s=round(time.time() - t0, 2))
+            _log_parent(parent, summary, base)
+            atomic_write_json(exp_dir / STATE_FILE, {**state, "complete": True, "rows": rows})
+            status = "FINISHED"
+            return summary
+        except KeyboardInterrupt:
+            raise AlignRankError(f"tune search '{name}' interrupted; continue it with `alignrank tune --resume`") from None
+        finally:
+            _ACTIVE.pop(name, None)
+            with contextlib.suppress(Exception):
+                parent.end(status)
+
+
+def _kill_runs(factory, rows: list[dict]) -> None:
+    """Mark the MLflow runs of unfinished trials KILLED (a resume reopens them)."""
+    for r in rows:
+        if r["status"] not in ("TERMINATED", "ERROR") and r.get("mlflow_run_id"):
+            with contextlib.suppress(Exception):
+                factory.open(run_id=r["mlflow_run_id"]).end("KILLED")
+
+
+def _log_parent(parent, summary: dict, params: Params) -> None:
+    """Best score/config, counts and the output files on the search's MLflow run."""
+    best = summary["best"]
+    parent.set_tags({"best_trial": best["trial_id"]})
+    parent.log_params({f"best.{k}": v for k, v in best["config"].items()})
+    parent.log_metrics({f"best/{params.tune.metric}": float(best["score"]), "trials": summary["trials"],
+                        "trials_completed": len(summary["completed"]),
+                        "trials_stopped_early": len(summary["stopped_early"]),
+                        "trials_failed": len(summary["failed"])}, step=0)
+    for key in ("best", "md", "csv", "plot", "summary"):
+        if key in summary["files"] and Path(summary["files"][key]).is_file():
+            parent.log_artifact(summary["files"][key], "tune")

@@ -1,0 +1,408 @@
+"""One Ray Tune trial: real training runs through :func:`alignrank.engine.run.train`, reported every epoch.
+
+A trial trains the sampled configuration once per seed of ``tune.seeds``:
+
+* one seed (the default): in the trial's process; its MLflow run (nested under the search's) IS the
+  training run (params with the sampled values as dotted keys, per-epoch and final metrics);
+* several seeds: one child process per seed, all at once (the trial reserves ``ray.cpus_per_run`` x
+  seeds CPUs), each a full training run tracked as an MLflow run nested under the trial's run. The
+  trial reports to Tune, at each epoch, the MEAN over the seeds (so ASHA compares configurations, not
+  lucky seeds) and logs those means to its own run. Children are seed-exact (own process, own RNG).
+
+Every epoch the trial reports ``epoch``, the metrics (``map50_95``, losses ...), the live criterion's
+hyper-parameters (``hp/loss.margin`` ..., read from the loss object by the epoch hook, not from
+params) and a Tune checkpoint holding each seed's ``last.pt``. A trial restarted by Tune (failure
+retry) copies them back into its run folders, and ``train`` resumes from there through our trainer.
+Trial starts are appended to ``<experiment>/trial_events.jsonl`` (``start`` / ``restore``).
+
+Examples:
+    >>> # tune.with_parameters(trainable, ctx=TrialContext(params, factory, parent_run_id, exp_dir))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from alignrank.config import flatten, params_dict
+from alignrank.config.schema import Params
+from alignrank.dist.tune_space import sampled_overrides, trial_params
+from alignrank.engine.rundir import atomic_write_json, checkpoint_epoch, read_json
+from alignrank.errors import RunFailed, UsageError
+
+EVENTS = "trial_events.jsonl"
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial needs from the driver (picklable; shipped once via ``tune.with_parameters``).
+
+    Attributes:
+        params: The search's params (paths absolute).
+        factory: :class:`alignrank.tracking.session.TrackerFactory` of the search.
+        parent_run_id: MLflow run of the search.
+        exp_dir: Absolute experiment folder (on shared storage for a cluster).
+    """
+
+    params: Params
+    factory: Any
+    parent_run_id: Optional[str]
+    exp_dir: str
+
+
+def log_event(exp_dir: str | Path, **fields: Any) -> None:
+    """Append one JSON line to the experiment's event log (O_APPEND: safe across processes)."""
+    line = json.dumps({"time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), **fields}) + "\n"
+    fd = os.open(Path(exp_dir) / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_events(exp_dir: str | Path) -> list[dict]:
+    """All events of an experiment (empty when none)."""
+    path = Path(exp_dir) / EVENTS
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _run_dir(params: Params) -> Path:
+    from alignrank.dist.cache import run_dir, run_key
+
+    return run_dir(params, run_key(params))
+
+
+class TrialRuns:
+    """The training runs of one trial (one per seed), their checkpoints and the Tune reports.
+
+    Args:
+        ctx: The search's :class:`TrialContext`.
+        trial_id: Tune trial id.
+        config: The sampled Tune config (dotted keys).
+    """
+
+    def __init__(self, ctx: TrialContext, trial_id: str, config: Mapping[str, Any]) -> None:
+        self.ctx, self.trial_id = ctx, trial_id
+        self.sampled = sampled_overrides(ctx.params, config)
+        self.root = Path(ctx.exp_dir) / "runs" / trial_id
+        self.seeds = list(ctx.params.tune.seeds)
+        self.params = {s: trial_params(ctx.params, self.sampled, seed=s, out_dir=self.root) for s in self.seeds}
+        self.dirs = {s: _run_dir(p) for s, p in self.params.items()}
+        self.meta_path = self.root / "trial.json"
+        self.reported = 0
+        self.pending: Optional[tuple[int, dict]] = None  # the last epoch, reported once training is final
+        self.run_id: Optional[str] = (read_json(self.meta_path) or {}).get("mlflow_run_id")
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def restore(self, checkpoint) -> Optional[dict]:
+        """Put each seed's ``last.pt`` from a Tune checkpoint back into its run folder (when newer)."""
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as d:
+            meta = read_json(Path(d) / "meta.json") or {}
+            for s in self.seeds:
+                src = Path(d) / f"seed{s}.pt"
+                dst = self.dirs[s] / "weights" / "last.pt"
+                if not src.is_file() or (self.dirs[s] / "done.json").is_file():
+                    continue
+                have = checkpoint_epoch(dst) if dst.is_file() else None
+                if have is None or have < (checkpoint_epoch(src) or -1):
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = dst.with_name(".last.pt.restore")
+                    shutil.copyfile(src, tmp)
+                    os.replace(tmp, dst)
+        self.run_id = self.run_id or meta.get("mlflow_run_id")
+        return meta
+
+    def report(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+        """The per-epoch ``report`` of ``train``: every epoch but the last goes to Tune now.
+
+        The last epoch is held back until ``train`` has finished (final validation, ``done.json``,
+        final metrics): a scheduler stops a trial when it reports ``max_t``, which would cut that short.
+        """
+        if epoch >= self.ctx.params.tune.epochs:
+            self.pending = (int(epoch), dict(metrics))
+            return
+        self._tune_report(epoch, metrics)
+
+    def _tune_report(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+        """``ray.tune.report`` of one epoch with a checkpoint of every seed's ``last.pt``."""
+        from ray import tune
+
+        metric = self.ctx.params.tune.metric
+        if metric not in metrics:
+            raise UsageError(f"tune.metric '{metric}' is not a reported metric; use one of: "
+                             f"{', '.join(sorted(k for k in metrics if not k.startswith('hp/')))}")
+        result = {**_numeric(metrics), "epoch": int(epoch), "trial_mlflow_run_id": self.run_id or ""}
+        with tempfile.TemporaryDirectory(prefix="ar-tune-ckpt-") as d:
+            for s in self.seeds:
+                last = self.dirs[s] / "weights" / "last.pt"
+                if last.is_file():
+                    shutil.copyfile(last, Path(d) / f"seed{s}.pt")
+            atomic_write_json(Path(d) / "meta.json", {"epoch": int(epoch), "mlflow_run_id": self.run_id,
+                                                      "trial_id": self.trial_id, "sampled": self.sampled})
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
+        self.reported += 1
+
+    # -- tracking ---------------------------------------------------------------------------------
+    def open_tracker(self):
+        """The trial's MLflow run (reopened on a retry/restore), nested under the search's run."""
+        tags = {"tune_search": Path(self.ctx.exp_dir).name, "tune_trial": self.trial_id, "kind": "tune-trial",
+                **{f"sampled.{k}": v for k, v in self.sampled.items()}}
+        t = self.ctx.factory.open(run_name=f"tune-{self.trial_id}", parent_run_id=self.ctx.parent_run_id,
+                                  run_id=self.run_id, tags=tags)
+        self.run_id = t.run_id
+        atomic_write_json(self.meta_path, {"trial_id": self.trial_id, "mlflow_run_id": t.run_id,
+                                           "sampled": self.sampled, "seeds": self.seeds,
+                                           "runs": {str(s): str(d) for s, d in self.dirs.items()}})
+        return t
+
+    # -- training ---------------------------------------------------------------------------------
+    def train_single(self, tracker) -> dict:
+        """One seed, in this process: the trial's run is the training run."""
+        from alignrank.engine.run import train
+
+        (seed,) = self.seeds
+        return train(self.params[seed], tracker, report=self.report)
+
+    def train_seeds(self, tracker) -> dict:
+        """Several seeds as child processes; report the per-epoch mean once every seed has the epoch."""
+        flat = flatten(params_dict(self.params[self.seeds[0]]))
+        flat.pop("train.seed")  # the trial's run stands for every seed (tune.seeds); each seed has its own run
+        tracker.log_params(flat)
+        children = {s: SeedChild(self, s) for s in self.seeds}
+        epochs: dict[int, dict[int, dict]] = {}
+        try:
+            for c in children.values():
+                c.start()
+            while True:
+                for s, c in children.items():
+                    for epoch, m in c.poll():
+                        epochs.setdefault(epoch, {})[s] = m
+                for epoch in sorted(e for e, by in epochs.items() if len(by) == len(self.seeds)):
+                    mean = _mean(list(epochs.pop(epoch).values()))
+                    tracker.log_metrics({k: v for k, v in mean.items() if "/" in k}, step=epoch)
+                    self.report(epoch, mean)
+                if all(c.finished for c in children.values()):
+                    break
+                time.sleep(POLL_S)
+        finally:
+            for c in children.values():
+                c.stop()
+        finals = [c.final for c in children.values()]
+        final = _mean(finals)
+        tracker.log_metrics({f"final/{k}": v for k, v in final.items()}, step=self.ctx.params.tune.epochs)
+        return {**final, "seed_runs": {str(s): c.final for s, c in children.items()}}
+
+    def finish(self, final: Mapping[str, Any]) -> None:
+        """Report the held-back last epoch plus the final metrics (``final/<name>``).
+
+        A run found already trained (``done.json``) reported no epoch: its final metrics stand in.
+        """
+        final = {k: v for k, v in final.items() if k != "seed_runs"}
+        if self.pending is not None:
+            epoch, metrics = self.pending
+        elif self.reported == 0:  # cached: the last epoch's metrics from the runs' status.json
+            epoch = self.ctx.params.tune.epochs
+            metrics = {**final, **_mean([(read_json(d / "status.json") or {}).get("metrics", {}) for d in self.dirs.values()])}
+        else:
+            return
+        self._tune_report(epoch, {**metrics, **{f"final/{k}": v for k, v in _numeric(final).items()}})
+
+
+def _mean(rows: list[Mapping[str, Any]]) -> dict[str, float]:
+    """Mean of the numeric keys present in every row (NaN-aware: NaN if any is NaN)."""
+    rows = [_numeric(r) for r in rows]
+    keys = set.intersection(*(set(r) for r in rows)) if rows else set()
+    return {k: math.fsum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
+
+
+class SeedChild:
+    """One seed's training run in a child process (``python -m alignrank.dist.tune_trial SPEC``).
+
+    The child trains through :func:`alignrank.engine.run.execute` with a tracker that relays calls to
+    a JSON-lines file, which the trial forwards to the seed's MLflow run (the child needs no Ray or
+    MLflow connection). The child exits when the trial's process dies.
+    """
+
+    def __init__(self, runs: TrialRuns, seed: int) -> None:
+        self.runs, self.seed = runs, seed
+        self.dir = runs.root / f"seed{seed}"
+        self.relay = self.dir / "relay.jsonl"
+        self.proc: Optional[subprocess.Popen] = None
+        self.pos = 0
+        self.final: dict = {}
+        self.finished = False
+        self.tracker = None
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.relay.unlink(missing_ok=True)
+        spec = self.dir / "spec.json"
+        atomic_write_json(spec, {"params": params_dict(self.runs.params[self.seed]), "relay": str(self.relay),
+                                 "parent_pid": os.getpid()})
+        self.tracker = self.runs.ctx.factory.open(
+            run_name=f"tune-{self.runs.trial_id}-s{self.seed}", parent_run_id=self.runs.run_id,
+            run_id=(read_json(self.dir / "run.json") or {}).get("mlflow_run_id"),
+            tags={"tune_trial": self.runs.trial_id, "kind": "tune-seed", "seed": self.seed})
+        atomic_write_json(self.dir / "run.json", {"mlflow_run_id": self.tracker.run_id})
+        log = open(self.dir / "child.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "alignrank.dist.tune_trial", str(spec)],
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+
+    def poll(self) -> list[tuple[int, dict]]:
+        """Forward new relay lines to the seed's tracker; return the epochs reported since the last poll."""
+        out = []
+        if self.relay.is_file():
+            with open(self.relay, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+            end = data.rfind(b"\n") + 1
+            self.pos += end
+            for line in data[:end].decode().splitlines():
+                msg = json.loads(line)
+                m, a = msg["m"], msg["a"]
+                if m == "report":
+                    out.append((int(a[0]), a[1]))
+                elif m == "final":
+                    self.final = a[0]
+                elif m == "error":
+                    raise RunFailed(f"trial {self.runs.trial_id} seed {self.seed}: {a[0]}")
+                elif m == "log_artifact":
+                    self.tracker.log_artifact(*a)
+                else:
+                    getattr(self.tracker, m)(*a)
+        if self.proc is not None and self.proc.poll() is not None and not self.finished:
+            if self.proc.returncode != 0:
+                raise RunFailed(f"trial {self.runs.trial_id} seed {self.seed}: child exited with "
+                                f"{self.proc.returncode}; see {self.dir / 'child.log'}")
+            if out or self._pending():
+                return out  # drain the rest next poll
+            self.finished = True
+            self.tracker.end("FINISHED")
+        return out
+
+    def _pending(self) -> bool:
+        return self.relay.is_file() and self.relay.stat().st_size > self.pos
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+            if self.proc.poll() is None:
+                self.proc.kill()
+        if self.tracker is not None and not self.finished:
+            with contextlib.suppress(Exception):
+                self.tracker.end("KILLED")
+
+
+class RelayTracker:
+    """Child side: a :class:`~alignrank.tracking.base.Tracker` that appends its calls to a JSON-lines file."""
+
+    run_id = None
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _put(self, m: str, *a: Any) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps({"m": m, "a": a}, default=str) + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def log_params(self, params):
+        self._put("log_params", dict(params))
+
+    def set_tags(self, tags):
+        self._put("set_tags", dict(tags))
+
+    def log_metrics(self, metrics, step=None):
+        self._put("log_metrics", {k: float(v) for k, v in metrics.items()}, step)
+
+    def log_artifact(self, path, artifact_path=None):
+        self._put("log_artifact", str(Path(path).resolve()), artifact_path)
+
+    def end(self, status="FINISHED"):
+        pass  # the trial ends the seed's run once the child exited
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this child as soon as the trial process that started it is gone (ASHA stop, crash)."""
+
+    def loop() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(1.0)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def seed_main(spec_path: str) -> int:
+    """Entry point of a seed child process."""
+    import alignrank  # noqa: F401  (offline env)
+    from alignrank.config.load import build_params
+    from alignrank.engine.run import train
+
+    spec = json.loads(Path(spec_path).read_text())
+    _watch_parent(int(spec["parent_pid"]))
+    relay = RelayTracker(spec["relay"])
+    try:
+        final = train(build_params(spec["params"]), relay, report=lambda e, m: relay._put("report", e, _numeric(m)))
+    except BaseException as e:  # noqa: BLE001 - relayed as one line, then non-zero exit
+        relay._put("error", (str(e).splitlines() or [type(e).__name__])[0][:300])
+        raise
+    relay._put("final", _numeric(final))
+    return 0
+
+
+def trainable(config: dict, ctx: TrialContext) -> None:
+    """The Ray Tune function trainable (see the module docstring)."""
+    import alignrank  # noqa: F401  (offline env in the trial's worker)
+    from ray import tune
+
+    trial_id = tune.get_context().get_trial_id()
+    runs = TrialRuns(ctx, trial_id, config)
+    checkpoint = tune.get_checkpoint()
+    meta = runs.restore(checkpoint)
+    log_event(ctx.exp_dir, trial_id=trial_id, event="restore" if checkpoint is not None else "start",
+              epoch=(meta or {}).get("epoch", 0), sampled=runs.sampled)
+    tracker = runs.open_tracker()
+    try:
+        final = runs.train_single(tracker) if len(runs.seeds) == 1 else runs.train_seeds(tracker)
+    except SystemExit:
+        raise  # Tune stopped the trial (ASHA) inside report(): the driver closes its MLflow run
+    except BaseException:
+        with contextlib.suppress(Exception):
+            tracker.end("FAILED")
+        raise
+    tracker.set_tags({"tune_outcome": "completed"})
+    tracker.end("FINISHED")
+    log_event(ctx.exp_dir, trial_id=trial_id, event="end")
+    runs.finish(final)  # last: Tune stops the trial (SystemExit) once it has the final epoch
+
+
+if __name__ == "__main__":  # seed child: python -m alignrank.dist.tune_trial SPEC
+    sys.exit(seed_main(sys.argv[1]))

@@ -1,0 +1,223 @@
+"""Predictions of a trained checkpoint on the val split: pre-NMS candidates and post-NMS detections.
+
+The model is run by hand (not through ultralytics' predictor) to keep the raw ``(B, 4 + nc, A)``
+head output: images are letterboxed to the training size as ultralytics' validator does (long
+side resized to ``imgsz``, centred padding with 114), boxes are mapped back to original pixels, and
+every (anchor, class) pair with score >= ``eval.conf`` is a candidate (multi-label, as the
+validator). Standard predictions are torchvision's class-wise ``batched_nms`` at ``eval.iou`` on the
+unclipped input-space boxes (as the validator), capped at ``eval.max_det`` per image; candidates keep the top ``eval.max_candidates`` per image.
+YOLO class indices become the dataset's own category ids (``dataset.yaml: category_ids``), and
+image ids come from the val instances JSON, matched by file name.
+
+Examples:
+    >>> import torch
+    >>> y = torch.zeros(1, 6, 2); y[0, :4, 0] = torch.tensor([64., 64., 20., 10.]); y[0, 4, 0] = 0.9
+    >>> p, c = decode_batch(y, (128, 128), [(64, 128)], conf=0.5, iou=0.7, max_det=10, max_candidates=10)
+    >>> [round(v, 1) for v in p[0]["boxes"][0].tolist()], p[0]["classes"].tolist()
+    ([54.0, 27.0, 74.0, 37.0], [0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from alignrank.config.schema import EvalParams
+from alignrank.errors import DataError
+from alignrank.eval.boxes import Detections
+
+IMG_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+MAX_NMS = 30000  # ultralytics' cap on boxes entering NMS
+
+
+@dataclass
+class PredictResult:
+    """Output of :func:`predict_split`.
+
+    Attributes:
+        preds: Post-NMS detections (dataset ids, original pixels).
+        candidates: Pre-NMS candidates.
+        meta: ``variant``, ``scale``, ``imgsz``, ``nc``, ``num_images``, ``weights``.
+    """
+
+    preds: Detections
+    candidates: Detections
+    meta: dict = field(default_factory=dict)
+
+
+def decode_batch(
+    y: torch.Tensor,
+    input_hw: tuple[int, int],
+    orig_hw: Sequence[tuple[int, int]],
+    *,
+    conf: float,
+    iou: float,
+    max_det: int,
+    max_candidates: int,
+) -> tuple[list[dict], list[dict]]:
+    """Decode a raw head output into per-image NMS predictions and candidates (original pixels, xyxy).
+
+    Args:
+        y: (B, 4 + nc, A) decoded head output: ``xywh`` boxes in input pixels, class scores in [0, 1].
+        input_hw: Letterboxed input (h, w).
+        orig_hw: Original (h, w) of each image.
+        conf: Score threshold of candidates.
+        iou: NMS IoU threshold (class-wise).
+        max_det: Detections kept per image after NMS.
+        max_candidates: Candidates kept per image (top scores).
+
+    Returns:
+        ``(preds, candidates)``: per image ``{"boxes": (N, 4) xyxy, "scores": (N,), "classes": (N,)}``.
+    """
+    from torchvision.ops import batched_nms
+    from ultralytics.utils.ops import scale_boxes, xywh2xyxy
+
+    preds, cands = [], []
+    for b in range(y.shape[0]):
+        boxes = xywh2xyxy(y[b, :4].T.float())  # (A, 4)
+        scores = y[b, 4:].T.float()  # (A, nc)
+        a_idx, c_idx = torch.nonzero(scores >= conf, as_tuple=True)  # multi-label (anchor, class) pairs
+        s = scores[a_idx, c_idx]
+        if len(s) > MAX_NMS:
+            top = s.topk(MAX_NMS).indices
+            a_idx, c_idx, s = a_idx[top], c_idx[top], s[top]
+        bx = boxes[a_idx]  # (N, 4) input pixels, unclipped: NMS here, as ultralytics' validator does
+        keep = batched_nms(bx, s, c_idx, iou)[:max_det]  # sorted by score
+        top = s.argsort(descending=True, stable=True)[:max_candidates]
+        for out, idx in ((preds, keep), (cands, top)):
+            out.append({"boxes": scale_boxes(input_hw, bx[idx].clone(), orig_hw[b]),  # original pixels, clipped
+                        "scores": s[idx], "classes": c_idx[idx]})
+    return preds, cands
+
+
+def _to_detections(items: list[dict], image_ids: list[int], category_ids: np.ndarray) -> Detections:
+    if not items:
+        return Detections.empty()
+    boxes = torch.cat([d["boxes"] for d in items]).cpu().numpy().astype(np.float64).reshape(-1, 4)  # (N, 4) xyxy
+    xywh = np.c_[boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]  # (N, 4)
+    cls = torch.cat([d["classes"] for d in items]).cpu().numpy()
+    img = np.repeat(image_ids, [len(d["scores"]) for d in items])
+    return Detections(img, category_ids[cls], xywh, torch.cat([d["scores"] for d in items]).cpu().numpy())
+
+
+def read_dataset_yaml(data_root: str | Path) -> dict:
+    """The data stage's ``dataset.yaml`` with its val images folder and val JSON resolved."""
+    import yaml
+
+    root = Path(data_root)
+    path = root / "dataset.yaml"
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `alignrank data` (or `dvc repro data`) first")
+    d = yaml.safe_load(path.read_text()) or {}
+    base = Path(d.get("path") or root)
+    base = base if base.is_absolute() else (root / base)
+    for key in ("val", "val_json"):
+        if not d.get(key):
+            raise DataError(f"{path}: missing '{key}'; re-run the data stage")
+    d["_val_dir"] = base / d["val"]
+    d["_val_json"] = base / d["val_json"] if not Path(d["val_json"]).is_absolute() else Path(d["val_json"])
+    names = d.get("names") or {}
+    nc = int(d.get("nc") or len(names))
+    ids = d.get("category_ids")
+    d["_category_ids"] = np.asarray(ids if ids else list(range(nc)), dtype=np.int64)
+    if len(d["_category_ids"]) != nc:
+        raise DataError(f"{path}: category_ids has {len(d['_category_ids'])} ids but nc={nc}; re-run the data stage")
+    return d
+
+
+def val_images(val_dir: Path, gt: dict) -> list[tuple[Path, int]]:
+    """(image path, image id) of the val images, ids from the instances JSON matched by file name."""
+    by_name = {Path(im.get("file_name", "")).name: int(im["id"]) for im in gt["images"]}
+    files = sorted(p for p in Path(val_dir).iterdir() if p.suffix.lower() in IMG_SUFFIXES) if Path(val_dir).is_dir() else []
+    if not files:
+        raise DataError(f"{val_dir}: no val images; re-run the data stage")
+    missing = [p.name for p in files if p.name not in by_name]
+    if missing:
+        raise DataError(f"{val_dir}/{missing[0]}: not in the val instances JSON ({len(missing)} image(s) unmatched by file name); "
+                        "re-run the data stage")
+    return [(p, by_name[p.name]) for p in files]
+
+
+def load_model(weights: str | Path, device: str = "cpu"):
+    """Load a checkpoint (our models pickle with their head and settings) as an FP32 eval model.
+
+    Returns:
+        ``(model, train_args)``.
+    """
+    from ultralytics.nn.tasks import load_checkpoint
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise DataError(f"{weights}: checkpoint not found; train the run first (alignrank sweep)")
+    try:
+        model, ckpt = load_checkpoint(str(weights), device=torch.device(device))
+    except Exception as e:  # noqa: BLE001  (truncated or foreign pickle)
+        raise DataError(f"{weights}: unreadable checkpoint ({type(e).__name__}: {e}); re-train or restore it") from None
+    return model.float().eval(), dict(ckpt.get("train_args") or {})
+
+
+@torch.inference_mode()
+def predict_split(
+    weights: str | Path,
+    data_root: str | Path,
+    gt: dict,
+    params: EvalParams | None = None,
+    *,
+    imgsz: int | None = None,
+    batch: int = 8,
+    device: str = "cpu",
+) -> PredictResult:
+    """Run a checkpoint on the val images of ``data_root/dataset.yaml``.
+
+    Args:
+        weights: Checkpoint (``best.pt``).
+        data_root: Data stage output folder (holds ``dataset.yaml``).
+        gt: The val instances dict (for image ids by file name).
+        params: ``eval`` params (conf, iou, max_det, max_candidates).
+        imgsz: Input size; default the checkpoint's training ``imgsz``.
+        batch: Images per forward pass.
+        device: Torch device.
+
+    Returns:
+        :class:`PredictResult`.
+    """
+    import cv2
+    from ultralytics.data.augment import LetterBox
+
+    p = params or EvalParams()
+    ds = read_dataset_yaml(data_root)
+    model, train_args = load_model(weights, device)
+    size = int(imgsz or train_args.get("imgsz") or 640)
+    nc = int(getattr(model, "nc", None) or model.model[-1].nc)
+    cat_ids = ds["_category_ids"]
+    if nc != len(cat_ids):
+        raise DataError(f"{weights}: model has {nc} classes but {data_root}/dataset.yaml has {len(cat_ids)}; "
+                        "evaluate on the data the run was trained on")
+    images = val_images(ds["_val_dir"], gt)
+    letterbox = LetterBox(new_shape=(size, size), auto=False, scaleup=True, center=True)
+    preds, cands, ids = [], [], []
+    for i in range(0, len(images), batch):
+        chunk = images[i : i + batch]
+        arrs, shapes = [], []
+        for path, _ in chunk:
+            im = cv2.imread(str(path))
+            if im is None:
+                raise DataError(f"{path}: unreadable image; re-run the data stage")
+            shapes.append(im.shape[:2])
+            arrs.append(letterbox(image=im))
+        x = torch.from_numpy(np.stack(arrs)[..., ::-1].transpose(0, 3, 1, 2).copy())  # (B, 3, S, S) RGB
+        x = x.to(device).float() / 255.0
+        out = model(x)
+        y = out[0] if isinstance(out, (tuple, list)) else out  # (B, 4 + nc, A)
+        pr, ca = decode_batch(y, (size, size), shapes, conf=p.conf, iou=p.iou, max_det=p.max_det,
+                              max_candidates=p.max_candidates)
+        preds += pr
+        cands += ca
+        ids += [im_id for _, im_id in chunk]
+    meta = {"variant": getattr(model, "variant", None), "scale": getattr(getattr(model, "model_params", None), "scale", None),
+            "imgsz": size, "nc": nc, "num_images": len(images), "weights": str(weights)}
+    return PredictResult(_to_detections(preds, ids, cat_ids), _to_detections(cands, ids, cat_ids), meta)

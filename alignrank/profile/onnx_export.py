@@ -1,0 +1,87 @@
+"""ONNX export of a fused detection model (our own ``torch.onnx.export`` path) and ONNX Runtime sessions.
+
+The TorchScript-based exporter (``dynamo=False``) is used: it maps ``grid_sample`` to ONNX
+``GridSample`` (opset >= 16) and the ``groups=B`` dynamic conv to a ``Conv`` whose weight is a graph
+value. The batch size is fixed at export (the grouped conv's ``group`` attribute is the batch).
+The head is put in export mode, so the graph returns the decoded ``(B, 4 + nc, anchors)`` tensor.
+
+Examples:
+    >>> from alignrank.nn.model import build_model
+    >>> m = build_model("csd", scale="n", nc=3).eval().fuse(verbose=False)
+    >>> path = export_onnx(m, tmp_path / "csd.onnx", imgsz=64)  # doctest: +SKIP
+    >>> onnx_max_abs_diff(m, path, imgsz=64) < 1e-3  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OPSET = 17
+
+
+def _size(imgsz: int | tuple[int, int]) -> tuple[int, int]:
+    return (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+
+
+def export_model(model: torch.nn.Module) -> torch.nn.Module:
+    """A fused, eval-mode float copy of ``model`` whose head returns only the decoded predictions."""
+    m = copy.deepcopy(model).float().eval()
+    if hasattr(m, "is_fused") and not m.is_fused():
+        m.fuse(verbose=False)
+    head = m.model[-1]
+    head.export, head.format, head.dynamic = True, "onnx", False
+    return m
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int, int] = 640, opset: int = OPSET) -> Path:
+    """Export ``model`` (fused copy, batch 1) to ``path`` atomically; returns the path.
+
+    Args:
+        model: Ultralytics-style detection model (``model.model[-1]`` is the head).
+        path: Output ``.onnx`` file.
+        imgsz: Input side or (h, w).
+        opset: ONNX opset (>= 16 for GridSample).
+    """
+    if opset < 16:
+        raise ValueError(f"export_onnx: opset {opset} has no GridSample; use opset >= 16")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    m = export_model(model)
+    x = torch.zeros(1, 3, *_size(imgsz))
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings: shapes and strides are constants of this graph
+        torch.onnx.export(
+            m, (x,), str(tmp), opset_version=opset, dynamo=False, input_names=["images"], output_names=["output0"],
+            do_constant_folding=True,
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def ort_session(path: str | Path, threads: int = 1):
+    """ONNX Runtime CPU session with ``threads`` intra-op threads (1 inter-op thread)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def onnx_max_abs_diff(model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int, int] = 640, seed: int = 0) -> float:
+    """Max abs difference between ONNX Runtime's and PyTorch's outputs on one random image."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, *_size(imgsz), generator=g)
+    with torch.no_grad():
+        ref = export_model(model)(x)
+    out = ort_session(path).run(None, {"images": x.numpy()})[0]
+    return float(np.abs(out - ref.numpy()).max())

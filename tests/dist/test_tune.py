@@ -1,0 +1,173 @@
+"""End-to-end tiny searches on CPU (variant ``full``: CSD head + RCQ loss, 16 images at 128 px, 2 epochs).
+
+The tiny runs' mAP is 0 for every trial after 2 epochs (a tie ASHA cannot split), so the searches here
+optimise a metric that does depend on the sampled settings: ``train/cal_loss`` (mode min).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from alignrank.config import load_params, with_overrides
+from alignrank.dist.tune_trial import read_events
+from tests.conftest import REPO, tiny_overrides
+
+SEARCH = {
+    "tune.variant": "full", "tune.num_samples": 4, "tune.epochs": 2, "tune.max_concurrent": 2,
+    "tune.metric": "train/cal_loss", "tune.mode": "min", "ray.num_cpus": 2, "ray.cpus_per_run": 1.0,
+}
+
+
+def _mlflow_runs(root: Path):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'outputs' / 'mlflow' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("alignrank")
+    return client, client.search_runs([exp.experiment_id])
+
+
+def _trial_results(exp_dir: Path) -> dict[str, list[dict]]:
+    """Every result Tune recorded per trial (its result.json lines)."""
+    out = {}
+    for f in exp_dir.glob("*/result.json"):
+        out[f.parent.name] = [json.loads(ln) for ln in f.read_text().splitlines() if ln.strip()]
+    return out
+
+
+def test_search_asha_mlflow_best(tiny_params, tmp_path):
+    from alignrank.dist.tune import run_tune
+
+    p = with_overrides(tiny_params, {**SEARCH, "tune.scheduler": "asha", "tune.grace_period": 1,
+                                     "tune.reduction_factor": 100.0})
+    s = run_tune(p)
+    exp_dir = Path(s["experiment_dir"])
+
+    # 4 trials; ASHA (rung at epoch 1, keep only the best 1%) stopped at least one after its first epoch
+    assert s["trials"] == 4 and not s["failed"]
+    assert len(s["stopped_early"]) >= 1 and len(s["completed"]) >= 1
+    results = _trial_results(exp_dir)
+    assert len(results) == 4
+    for tid in s["stopped_early"]:
+        assert [r["epoch"] for r in results[tid]] == [1]
+    for tid in s["completed"]:
+        assert [r["epoch"] for r in results[tid]] == [1, 2] and "final/map50_95" in results[tid][-1]
+
+    # every sampled value reached the LIVE criterion (hp/* is read from the loss object each epoch)
+    space = list(p.tune.space)
+    sampled = {}
+    for tid, rs in results.items():
+        config = rs[0]["config"]
+        sampled[tid] = config
+        assert set(config) == set(space)
+        for r in rs:
+            for k in space:
+                assert r[f"hp/{k}"] == pytest.approx(config[k], rel=1e-12), (tid, k)
+    assert len({c["loss.margin"] for c in sampled.values()}) == 4  # distinct configurations
+    assert len({rs[0]["train/cal_loss"] for rs in results.values()}) == 4  # ... that trained differently
+
+    # MLflow: one parent, all 4 trials nested, sampled values as dotted params, per-epoch metrics, status
+    client, runs = _mlflow_runs(tmp_path)
+    parent = [r for r in runs if r.data.tags.get("kind") == "tune"]
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    pid = parent[0].info.run_id
+    assert pid == s["parent_run_id"]
+    assert float(parent[0].data.metrics["best/train/cal_loss"]) == pytest.approx(s["best"]["score"])
+    trials = {r.data.tags["tune_trial"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == pid}
+    assert set(trials) == set(results)
+    for tid, run in trials.items():
+        for k in space:
+            assert float(run.data.params[k]) == pytest.approx(sampled[tid][k], rel=1e-12)
+        assert run.data.params["train.variant"] == "full" and run.data.params["train.epochs"] == "2"
+        hist = client.get_metric_history(run.info.run_id, "train/cal_loss")
+        assert sorted(m.step for m in hist) == [r["epoch"] for r in results[tid]]
+        want = ("FINISHED", "completed") if tid in s["completed"] else ("KILLED", "stopped_early")
+        assert (run.info.status, run.data.tags.get("tune_outcome")) == want
+    artifacts = {a.path for a in client.list_artifacts(pid, "tune")}
+    assert {"tune/best.yaml", "tune/trials.md", "tune/trials.csv", "tune/metric_vs_params.png"} <= artifacts
+
+    # outputs: best.yaml is a params fragment that validates; the best is the best completed trial
+    best = Path(s["files"]["best"])
+    assert best == tmp_path / "results" / "tune" / "best.yaml"
+    q = load_params(REPO / "params.yaml", tiny_overrides(p.data.root, tmp_path), set_files=[best])
+    for k in space:
+        section, name = k.split(".")
+        assert getattr(getattr(q, section), name) == pytest.approx(s["best"]["config"][k])
+    scores = {tid: results[tid][-1]["train/cal_loss"] for tid in s["completed"]}
+    assert s["best"]["trial_id"] == min(scores, key=scores.get)
+    for f in ("md", "csv", "plot", "summary"):
+        assert Path(s["files"][f]).is_file()
+
+    # a second call with the same params reuses the finished search (no Ray, no training)
+    again = run_tune(p)
+    assert again["cached"] and again["best"] == s["best"]
+
+
+CHILD = """
+import json, sys
+import alignrank
+from alignrank.config import load_params
+from alignrank.dist.tune import run_tune
+p = load_params(sys.argv[1], json.loads(open(sys.argv[2]).read()))
+run_tune(p)
+"""
+
+
+def test_interrupt_and_resume(tiny_params, tmp_path):
+    from alignrank.dist.tune import run_tune, search_status
+
+    overrides = {**tiny_overrides(tiny_params.data.root, tmp_path), **SEARCH, "tune.scheduler": "none"}
+    p = load_params(REPO / "params.yaml", overrides)
+    (tmp_path / "ov.json").write_text(json.dumps(overrides))
+    (tmp_path / "child.py").write_text(CHILD)
+    log = open(tmp_path / "child.log", "wb")
+    env = {**os.environ, "ALIGNRANK_ROOT": str(tmp_path), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "child.py", str(REPO / "params.yaml"), "ov.json"], cwd=tmp_path, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    exp_dirs = []
+    try:
+        deadline = time.time() + 400
+        while time.time() < deadline and proc.poll() is None:
+            exp_dirs = list((tmp_path / "outputs" / "tune").glob("full-*"))
+            if exp_dirs and any(e["event"] == "completed" for e in read_events(exp_dirs[0])):
+                break
+            time.sleep(1)
+        assert proc.poll() is None, (tmp_path / "child.log").read_text()[-3000:]
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: Tune stops the running trials and saves the search
+        proc.wait(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert proc.returncode == 1, (tmp_path / "child.log").read_text()[-3000:]
+    assert "continue it with `alignrank tune --resume`" in (tmp_path / "child.log").read_text()
+    assert search_status(p) == "interrupted"
+    before = read_events(exp_dirs[0])
+    finished = {e["trial_id"] for e in before if e["event"] == "completed"}
+    assert finished and len(finished) < 4
+
+    s = run_tune(p, resume=True)
+    after = read_events(exp_dirs[0])[len(before):]
+    assert s["trials"] == 4 and len(s["completed"]) == 4 and not s["failed"]
+    assert not [e for e in after if e["trial_id"] in finished]  # finished trials are not re-run
+    starts = {}
+    for e in read_events(exp_dirs[0]):
+        if e["event"] in ("start", "restore"):
+            starts.setdefault(e["trial_id"], []).append(e["event"])
+    assert set(starts) == {*s["completed"]}
+    for tid in finished:
+        assert starts[tid] == ["start"]  # trained once
+    for tid, evs in starts.items():
+        assert evs[0] == "start" and set(evs[1:]) <= {"restore"}
+    for e in after:  # an interrupted trial with a checkpoint continues from it through our trainer
+        if e["event"] == "restore" and e["epoch"] >= 1:
+            run_json = next((exp_dirs[0] / "runs" / e["trial_id"]).glob("full-s0-*/run.json"))
+            assert json.loads(run_json.read_text())["start_state"] == "resume"
+    assert search_status(p) == "complete"
