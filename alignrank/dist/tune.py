@@ -204,19 +204,33 @@ def _tuner(params: Params, name: str, storage: Path, ctx, *, restore: bool):
     )
 
 
-def trial_rows(trials, params: Params) -> list[dict[str, Any]]:
-    """One plain row per Tune trial (see :mod:`alignrank.dist.tune_report`)."""
+OUTCOMES = {"completed": "TERMINATED", "stopped_early": "TERMINATED", "failed": "ERROR"}
+
+
+def outcomes(exp_dir: Path) -> dict[str, str]:
+    """Latest driver-side outcome per trial (``completed`` | ``stopped_early`` | ``failed``).
+
+    Written by the driver callback when Tune finishes a trial. This, not ``Trial.status``, tells a
+    finished trial: on Ctrl-C Tune marks the running trials TERMINATED in memory (its saved state
+    keeps them resumable), and a resumed search has no callbacks for trials finished before.
+    """
+    from alignrank.dist.tune_trial import read_events
+
+    return {e["trial_id"]: e["event"] for e in read_events(exp_dir) if e.get("side") == "driver"}
+
+
+def trial_rows(trials, params: Params, done: dict[str, str]) -> list[dict[str, Any]]:
+    """One plain row per Tune trial (see :mod:`alignrank.dist.tune_report`); ``done`` from :func:`outcomes`."""
     t = params.tune
     rows = []
     for tr in trials:
         last = tr.last_result or {}
         epochs = int(last.get("epoch", 0) or 0)
-        status = str(tr.status)
+        outcome = done.get(tr.trial_id)
         score = last.get(t.metric)
         rows.append({
-            "trial_id": tr.trial_id, "status": status, "epochs": epochs,
-            "completed": status == "TERMINATED" and epochs >= t.epochs,
-            "stopped_early": status == "TERMINATED" and epochs < t.epochs,
+            "trial_id": tr.trial_id, "status": OUTCOMES.get(outcome, "UNFINISHED"), "outcome": outcome or "unfinished",
+            "epochs": epochs, "completed": outcome == "completed", "stopped_early": outcome == "stopped_early",
             "score": float(score) if isinstance(score, (int, float)) else None,
             "mlflow_run_id": last.get("trial_mlflow_run_id"),
             "hp": {k[3:]: v for k, v in last.items() if isinstance(k, str) and k.startswith("hp/")},
@@ -319,13 +333,13 @@ def _search(params: Params, base: Params, name: str, storage: Path, state: dict,
             tuner = _tuner(base, name, storage, ctx, restore=resume)
             grid = tuner.fit()
             trials = grid._experiment_analysis.trials  # Trial objects (status, config, last_result)
-            rows = trial_rows(trials, base)
-            unfinished = [r["trial_id"] for r in rows if r["status"] not in ("TERMINATED", "ERROR")]
-            if unfinished or len(rows) < base.tune.num_samples:
+            rows = trial_rows(trials, base, outcomes(exp_dir))
+            finished = [r for r in rows if r["outcome"] != "unfinished"]
+            if len(finished) < len(rows) or len(rows) < base.tune.num_samples:
                 _kill_runs(factory, rows)
                 raise AlignRankError(
-                    f"tune search '{name}' interrupted with {len(rows) - len(unfinished)}/{base.tune.num_samples} "
-                    f"trials finished; continue it with `alignrank tune --resume`")
+                    f"tune search '{name}' interrupted with {len(finished)}/{base.tune.num_samples} trials finished; "
+                    f"continue it with `alignrank tune --resume`")
             summary = _finish(rows, base, name, exp_dir, parent_run_id=parent.run_id, cached=False,
                               wall_s=round(time.time() - t0, 2))
             _log_parent(parent, summary, base)
@@ -343,7 +357,7 @@ def _search(params: Params, base: Params, name: str, storage: Path, state: dict,
 def _kill_runs(factory, rows: list[dict]) -> None:
     """Mark the MLflow runs of unfinished trials KILLED (a resume reopens them)."""
     for r in rows:
-        if r["status"] not in ("TERMINATED", "ERROR") and r.get("mlflow_run_id"):
+        if r["outcome"] == "unfinished" and r.get("mlflow_run_id"):
             with contextlib.suppress(Exception):
                 factory.open(run_id=r["mlflow_run_id"]).end("KILLED")
 

@@ -1,15 +1,15 @@
 """Outputs of a search: ``best.yaml`` (a params fragment), the trial table (md + csv) and a plot.
 
 Rows are plain dicts, one per trial (see :func:`alignrank.dist.tune.trial_rows`): ``trial_id``,
-``status``, ``epochs`` (epochs reported), ``completed`` (reached ``tune.epochs``), ``stopped_early``,
-``score`` (the metric at the trial's last epoch, the mean over seeds), and the sampled values under
-their dotted keys. The best trial is the best score among the completed trials (an ASHA-stopped
+``outcome`` (``completed`` | ``stopped_early`` | ``failed``), ``epochs`` (epochs reported),
+``completed``, ``score`` (the metric at the trial's last epoch, the mean over seeds), and the sampled
+values under their dotted keys. The best trial is the best score among the completed trials (an ASHA-stopped
 trial's score is from an earlier epoch, so it is not comparable), or among all when none completed.
 Every file is written atomically (temp + ``os.replace``).
 
 Examples:
-    >>> rows = [{"trial_id": "a", "status": "TERMINATED", "epochs": 2, "completed": True,
-    ...          "stopped_early": False, "score": 0.4, "loss.margin": 0.2}]
+    >>> rows = [{"trial_id": "a", "outcome": "completed", "epochs": 2, "completed": True,
+    ...          "score": 0.4, "loss.margin": 0.2}]
     >>> best_row(rows, mode="max")["trial_id"]
     'a'
 """
@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-BASE_COLUMNS = ("rank", "trial_id", "status", "epochs", "stopped_early", "score")
+BASE_COLUMNS = ("rank", "trial_id", "outcome", "epochs", "score")
 
 
 def _write_atomic(path: Path, data: str | bytes) -> Path:

@@ -331,8 +331,8 @@ def run_loss_benchmark(
     pp = params.profile
     imgsz, nc = imgsz or pp.imgsz, nc or pp.nc
     device = params.train.device if params.train.device != "cpu" and torch.cuda.is_available() else "cpu"
-    if device.isdigit():
-        device = f"cuda:{device}"
+    if device.replace(",", "").isdigit():  # ultralytics style "0" / "0,1": the first GPU
+        device = f"cuda:{device.split(',')[0]}"
     threads = torch.get_num_threads()
     torch.set_num_threads(params.train.threads)
     try:

@@ -15,13 +15,13 @@ KEYS = ["loss.margin", "loss.temperature"]
 
 def _rows():
     return [
-        {"trial_id": "a", "status": "TERMINATED", "epochs": 2, "completed": True, "stopped_early": False, "score": 0.30,
+        {"trial_id": "a", "outcome": "completed", "epochs": 2, "completed": True, "score": 0.30,
          "loss.margin": 0.1, "loss.temperature": 0.5},
-        {"trial_id": "b", "status": "TERMINATED", "epochs": 2, "completed": True, "stopped_early": False, "score": 0.45,
+        {"trial_id": "b", "outcome": "completed", "epochs": 2, "completed": True, "score": 0.45,
          "loss.margin": 0.35, "loss.temperature": 1.5},
-        {"trial_id": "c", "status": "TERMINATED", "epochs": 1, "completed": False, "stopped_early": True, "score": 0.90,
+        {"trial_id": "c", "outcome": "stopped_early", "epochs": 1, "completed": False, "score": 0.90,
          "loss.margin": 0.2, "loss.temperature": 0.2},  # better score but from an earlier epoch: not comparable
-        {"trial_id": "d", "status": "ERROR", "epochs": 0, "completed": False, "stopped_early": False, "score": None,
+        {"trial_id": "d", "outcome": "failed", "epochs": 0, "completed": False, "score": None,
          "loss.margin": 0.4, "loss.temperature": 0.3},
     ]
 

@@ -181,10 +181,11 @@ def test_chunking_matches_unchunked():
         assert torch.allclose(grad, grads[0][1], atol=1e-7)
 
 
-def test_autocast_bf16_finite():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_low_precision_finite(dtype):
     s, q, g = random_groups(4)
-    x = (s * 10).bfloat16().requires_grad_()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    x = (s * 10).to(dtype).requires_grad_()
+    with torch.autocast("cpu", dtype=dtype):
         lst = listwise_loss(x * 1, q, g, 0.5)
         rank = pairwise_rank_loss(x * 1, q, g, 0.1, 0.02)
     assert lst.dtype == rank.dtype == torch.float32
