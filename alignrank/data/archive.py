@@ -32,7 +32,9 @@ class CorruptArchive(DataError):
     """The archive is truncated, fails its CRC check, or lacks expected members (re-download it)."""
 
 
-def verify_zip(path: str | Path, *, required: Iterable[str] = (), expected_count: tuple[str, int] | None = None) -> None:
+def verify_zip(
+    path: str | Path, *, required: Iterable[str] = (), expected_count: tuple[str, int] | None = None
+) -> None:
     """Raise :class:`CorruptArchive` unless the zip opens, every CRC matches and expected members exist.
 
     Args:
@@ -47,7 +49,8 @@ def verify_zip(path: str | Path, *, required: Iterable[str] = (), expected_count
             missing = [m for m in required if m not in names]
             if missing:
                 raise CorruptArchive(
-                    f"{path}: {len(missing)} expected member(s) missing (first: {missing[0]}); the archive is incomplete"
+                    f"{path}: {len(missing)} expected member(s) missing (first: {missing[0]}); "
+                    "the archive is incomplete"
                 )
             if expected_count is not None:
                 suffix, n = expected_count

@@ -83,7 +83,8 @@ def fetch_coco2017(dp: DataParams, *, root: Path, build: Path) -> dict[str, dict
             verify=lambda p, n=names, c=count: verify_zip(p, required=n, expected_count=c), verify_key=key, **dl,
         )
         data = subset_images(data, dp.subset)
-        want = sorted({f"{split}2017/{im['file_name']}" for im in data["images"] if safe_file_name(im.get("file_name"))})
+        want = sorted({f"{split}2017/{im['file_name']}" for im in data["images"]
+                       if safe_file_name(im.get("file_name"))})
         safe_extract(zpath, build / "images" / split, want, strip=1)
         out[split] = data
     return out

@@ -73,7 +73,8 @@ def read_json(path: str | Path) -> dict:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start}); fix or re-download the file") from None
     except json.JSONDecodeError as e:
         raise DataError(
-            f"{path}: malformed JSON at line {e.lineno}, column {e.colno} (char {e.pos}): {e.msg}; fix or re-download the file"
+            f"{path}: malformed JSON at line {e.lineno}, column {e.colno} (char {e.pos}): {e.msg}; "
+            "fix or re-download the file"
         ) from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object with images/annotations/categories, got {type(data).__name__}")
@@ -141,7 +142,9 @@ def _box(bbox: Any) -> list[float] | None:
     return b
 
 
-def validate_coco(data: dict, *, image_dir: str | Path | None, report: SkipReport | None = None) -> tuple[dict, SkipReport]:
+def validate_coco(
+    data: dict, *, image_dir: str | Path | None, report: SkipReport | None = None
+) -> tuple[dict, SkipReport]:
     """Drop (and report) bad records of a COCO instances dict.
 
     Args:

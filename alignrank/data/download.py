@@ -187,7 +187,8 @@ def download(
         except DataError as e:
             last, corrupt = e, corrupt + 1
             part.unlink(missing_ok=True)
-            LOGGER.warning(f"{dest.name}: attempt {attempt + 1}/{retries + 1} gave a corrupt file ({e}); downloading again")
+            LOGGER.warning(f"{dest.name}: attempt {attempt + 1}/{retries + 1} gave a corrupt file ({e}); "
+                           "downloading again")
             continue
         os.replace(part, dest)
         _write_marker(dest, verify_key)

@@ -38,7 +38,10 @@ class SkipReport:
 
     def lines(self, where: str) -> list[str]:
         """One human line per kind."""
-        return [f"{where}: {v['action']} {v['count']} record(s) of kind {k} (first: {v['example']})" for k, v in self._kinds.items()]
+        return [
+            f"{where}: {v['action']} {v['count']} record(s) of kind {k} (first: {v['example']})"
+            for k, v in self._kinds.items()
+        ]
 
     def warn(self, where: str) -> None:
         """Log one warning line per kind on the ``alignrank.data`` logger."""

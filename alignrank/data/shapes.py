@@ -87,7 +87,8 @@ def _star(canvas, cx, cy, r, angle):
 @register_shape("cross")
 def _cross(canvas, cx, cy, r, angle):
     a, w = r * 0.95, r * 0.32
-    pts = np.array([[-w, -a], [w, -a], [w, -w], [a, -w], [a, w], [w, w], [w, a], [-w, a], [-w, w], [-a, w], [-a, -w], [-w, -w]])
+    pts = np.array([[-w, -a], [w, -a], [w, -w], [a, -w], [a, w], [w, w],
+                    [w, a], [-w, a], [-w, w], [-a, w], [-a, -w], [-w, -w]])  # (12, 2) plus sign
     _poly(canvas, cx, cy, pts, angle)
 
 

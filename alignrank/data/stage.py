@@ -76,7 +76,8 @@ def _dataset_yaml(root: Path, manifest: dict) -> str:
         "train_json": "annotations/instances_train.json",
         "val_json": "annotations/instances_val.json",
     }
-    return "# written by the data stage (alignrank.data.stage); see manifest.json\n" + yaml.safe_dump(doc, sort_keys=False)
+    head = "# written by the data stage (alignrank.data.stage); see manifest.json\n"
+    return head + yaml.safe_dump(doc, sort_keys=False)
 
 
 def _summary(root: Path, manifest: dict, *, cached: bool, seconds: float) -> dict:
@@ -147,7 +148,8 @@ def _raw_splits(dp: DataParams, root: Path, build: Path) -> dict[str, dict]:
         from alignrank.data.synthetic import generate_split
 
         kw = {k: getattr(dp, k) for k in ("seed", "imgsz", "num_classes", "max_objects", "clutter", "empty_fraction")}
-        return {s: generate_split(build / "images" / s, s, n=dp.num_train if s == "train" else dp.num_val, **kw) for s in SPLITS}
+        sizes = {"train": dp.num_train, "val": dp.num_val}
+        return {s: generate_split(build / "images" / s, s, n=sizes[s], **kw) for s in SPLITS}
     from alignrank.data.coco2017 import fetch_coco2017
 
     return fetch_coco2017(dp, root=root, build=build)
@@ -208,7 +210,9 @@ def run_data(params: Params) -> dict:
             "names": cats["train"][1],
             "counts": counts,
             "skipped": skipped,
-            "layout": {"images": "images/{split}", "labels": "labels/{split}", "json": "annotations/instances_{split}.json"},
+            "layout": {
+                "images": "images/{split}", "labels": "labels/{split}", "json": "annotations/instances_{split}.json"
+            },
         }
         atomic_write_json(build / "manifest.json", manifest, indent=2)
         atomic_write_text(build / "dataset.yaml", _dataset_yaml(root, manifest))
@@ -216,7 +220,8 @@ def run_data(params: Params) -> dict:
     finally:
         shutil.rmtree(build, ignore_errors=True)
     summary = _summary(root, manifest, cached=False, seconds=time.time() - t0)
-    LOGGER.info(f"data: {dp.source} dataset at {root} ({counts['train']['images']} train / {counts['val']['images']} val images)")
+    n_train, n_val = counts["train"]["images"], counts["val"]["images"]
+    LOGGER.info(f"data: {dp.source} dataset at {root} ({n_train} train / {n_val} val images)")
     return summary
 
 

@@ -18,7 +18,8 @@ segment area), ``iscrowd`` is 0. Image id == int(file stem) (``000000000001.jpg`
 :data:`VAL_ID_OFFSET` so ids are unique across splits.
 
 Examples:
-    >>> img, anns = render_image(np.random.default_rng(0), imgsz=64, num_classes=3, max_objects=4, clutter=2, empty=False)
+    >>> rng = np.random.default_rng(0)
+    >>> img, anns = render_image(rng, imgsz=64, num_classes=3, max_objects=4, clutter=2, empty=False)
     >>> img.shape, all(a["bbox"][2] > 0 for a in anns)
     ((64, 64, 3), True)
 """

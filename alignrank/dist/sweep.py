@@ -117,13 +117,16 @@ def _error_line(e: BaseException) -> str:
 
 
 def _dispatch(todo: list[RunSpec], params: Params, factory, parent_id: Optional[str], provenance: dict,
-              progress) -> tuple[dict, dict, dict]:
-    """Run ``todo`` on Ray with bounded concurrency and retries; ``(results, errors, attempts)`` by run name."""
+              progress, task_fn=None) -> tuple[dict, dict, dict]:
+    """Run ``todo`` on Ray with bounded concurrency and retries; ``(results, errors, attempts)`` by run name.
+
+    ``task_fn`` replaces the training task (same signature as ``_train_task``; benchmarks of the overhead).
+    """
     import ray
 
     from alignrank.dist.ray_utils import task_options
 
-    task = ray.remote(_train_task).options(**task_options(params))
+    task = ray.remote(task_fn or _train_task).options(**task_options(params))
     queue = collections.deque(todo)
     inflight: dict = {}
     attempts: collections.Counter = collections.Counter()

@@ -39,13 +39,11 @@ from alignrank.config.load import build_params
 from alignrank.config.schema import Params
 from alignrank.dist import tune_report
 from alignrank.dist.tune_space import check_space, search_space
-from alignrank.dist.tune_trial import log_event
 from alignrank.engine.rundir import atomic_write_json, read_json, resolve_path
 from alignrank.errors import AlignRankError, RunFailed, UsageError
 
 STATE_FILE = "alignrank_search.json"
 PLOT_FILE = "metric_vs_params.png"
-_ACTIVE: dict[str, dict] = {}  # search name -> {"factory", "params"} for the (pickled) driver callback
 _HASH_IGNORED = {"tune": ("out_dir", "storage_dir", "max_concurrent", "max_failures"),
                  "train": ("variant", "seed", "epochs", "out_dir", "save_period")}
 
@@ -57,16 +55,17 @@ def search_params(params: Params) -> Params:
 
 
 def search_name(params: Params, fingerprint: str) -> str:
-    """``<variant>-<hash>`` of what determines the trials' results (not where/how many at once).
+    """``<variant>-<params hash>-<code version>`` of a search.
 
-    The hash covers the space and search settings, the model/loss/train params, the dataset
-    fingerprint and the training code version (:func:`alignrank.dist.cache.code_version`).
+    The params hash covers what determines the trials' results (the space and search settings, the
+    model/loss/train params, the dataset fingerprint), not where or how many run at once; the code
+    version (:func:`alignrank.dist.cache.code_version`, first 8) makes a code change a new search.
     """
     from alignrank.dist.cache import code_version
 
     d = params_dict(params)
     keyed = {s: {k: v for k, v in d[s].items() if k not in _HASH_IGNORED.get(s, ())} for s in ("tune", "model", "loss", "train")}
-    return f"{params.tune.variant}-{params_hash({**keyed, 'data': fingerprint, 'code': code_version()})}"
+    return f"{params.tune.variant}-{params_hash({**keyed, 'data': fingerprint})}-{code_version()[:8]}"
 
 
 def _locate(params: Params) -> tuple[Params, str, Path]:
@@ -78,16 +77,33 @@ def _locate(params: Params) -> tuple[Params, str, Path]:
     return params, name, resolve_path(params.tune.storage_dir) / name
 
 
+def _is_complete(exp_dir: Path) -> bool:
+    return bool((read_json(exp_dir / STATE_FILE) or {}).get("complete"))
+
+
+def _interrupted(exp_dir: Path) -> Optional[Path]:
+    """The interrupted search of the same params: this code version's first, else the latest of any.
+
+    Resuming after a code edit is allowed (finished trials keep their results; unfinished ones
+    continue from their checkpoints with the new code).
+    """
+    prefix = exp_dir.name.rsplit("-", 1)[0]
+    found = [d for d in exp_dir.parent.glob(f"{prefix}-*") if (d / "tuner.pkl").is_file() and not _is_complete(d)]
+    if not found:
+        return None
+    return exp_dir if exp_dir in found else max(found, key=lambda d: d.stat().st_mtime)
+
+
 def search_status(params: Params) -> str:
-    """``new`` | ``interrupted`` (``--resume`` continues it) | ``complete`` for the search of ``params``.
+    """``complete`` (a re-run only rewrites the outputs) | ``interrupted`` (``--resume`` continues it) | ``new``.
 
     Examples:
         >>> # run_tune(p, resume=search_status(p) == "interrupted")   # the DVC stage
     """
     _, _, exp_dir = _locate(params)
-    if (read_json(exp_dir / STATE_FILE) or {}).get("complete"):
+    if _is_complete(exp_dir):
         return "complete"
-    return "interrupted" if (exp_dir / "tuner.pkl").is_file() else "new"
+    return "interrupted" if _interrupted(exp_dir) is not None else "new"
 
 
 def trial_dirname(trial) -> str:
@@ -122,66 +138,12 @@ def _scheduler(params: Params):
                          reduction_factor=t.reduction_factor)
 
 
-def _callback_class():
-    from ray.tune import Callback
-
-    class TrialTracking(Callback):
-        """Driver side: closes each trial's MLflow run with its outcome and prints progress to stderr.
-
-        Holds only the search name (it is pickled with the experiment); the live tracker factory is
-        looked up in this module's ``_ACTIVE`` at run time, so a restored search gets the new one.
-        """
-
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-            act = _ACTIVE.get(self.name)
-            if act is None:
-                return
-            t = act["params"].tune
-            v = result.get(t.metric)
-            shown = f"{v:.4g}" if isinstance(v, (int, float)) else v
-            print(f"[tune] {trial.trial_id} epoch {result.get('epoch')}/{t.epochs} {t.metric}={shown}",
-                  file=sys.stderr, flush=True)
-
-        def _close(self, trial, status: str, outcome: str) -> None:
-            act = _ACTIVE.get(self.name)
-            last = trial.last_result or {}
-            run_id = last.get("trial_mlflow_run_id")
-            if act is not None:
-                log_event(act["exp_dir"], trial_id=trial.trial_id, event=outcome, side="driver",
-                          epoch=int(last.get("epoch", 0) or 0))
-            if act is None or not run_id:
-                return
-            try:
-                tr = act["factory"].open(run_id=run_id)
-                tr.set_tags({"tune_outcome": outcome})
-                score = last.get(act["params"].tune.metric)
-                if isinstance(score, (int, float)):
-                    tr.log_metrics({"tune/score": float(score)}, step=int(last.get("epoch", 0)))
-                tr.end(status)
-            except Exception as e:  # noqa: BLE001 - tracking must not stop the search
-                print(f"[tune] warning: could not close the MLflow run of {trial.trial_id}: {e}", file=sys.stderr)
-            print(f"[tune] {trial.trial_id} {outcome}", file=sys.stderr, flush=True)
-
-        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-            act = _ACTIVE.get(self.name)
-            epochs = act["params"].tune.epochs if act else 0
-            done = int((trial.last_result or {}).get("epoch", 0)) >= epochs
-            self._close(trial, "FINISHED" if done else "KILLED", "completed" if done else "stopped_early")
-
-        def on_trial_error(self, iteration, trials, trial, **info) -> None:
-            self._close(trial, "FAILED", "failed")
-
-    return TrialTracking
-
-
 def _tuner(params: Params, name: str, storage: Path, ctx, *, restore: bool):
     """A new :class:`ray.tune.Tuner`, or the interrupted one restored from ``storage/name``."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from alignrank.dist.tune_callback import TrialTracking
     from alignrank.dist.tune_trial import trainable
 
     fn = tune.with_resources(tune.with_parameters(trainable, ctx=ctx), _resources(params))
@@ -199,7 +161,7 @@ def _tuner(params: Params, name: str, storage: Path, ctx, *, restore: bool):
             name=name, storage_path=str(storage), verbose=0,
             failure_config=tune.FailureConfig(max_failures=t.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[_callback_class()(name), JsonLoggerCallback(), CSVLoggerCallback()],  # result.json, progress.csv
+            callbacks=[TrialTracking(name), JsonLoggerCallback(), CSVLoggerCallback()],  # result.json, progress.csv
         ),
     )
 
@@ -294,24 +256,29 @@ def run_tune(params: Params, resume: bool = False) -> dict:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per epoch is intended
     check_space(params)  # bad spaces fail here, before Ray or any trial starts
     params, name, exp_dir = _locate(params)
-    storage = exp_dir.parent
-    state = read_json(exp_dir / STATE_FILE) or {}
-    if state.get("complete"):  # finished before: only the outputs are rewritten
-        base = build_params(state["params"])
-        return _finish(state["rows"], base, name, exp_dir, parent_run_id=state.get("parent_run_id"), cached=True,
-                       wall_s=round(time.time() - t0, 2))
-    restorable = (exp_dir / "tuner.pkl").is_file()
-    if resume and not restorable:
-        raise UsageError(f"tune --resume: no interrupted search for these params at {exp_dir}; run `alignrank tune`")
-    if not resume and restorable:
-        raise UsageError(f"an interrupted search exists at {exp_dir}; continue it with `alignrank tune --resume` "
+    if _is_complete(exp_dir):  # finished before: only the outputs are rewritten
+        state = read_json(exp_dir / STATE_FILE) or {}
+        return _finish(state["rows"], build_params(state["params"]), name, exp_dir,
+                       parent_run_id=state.get("parent_run_id"), cached=True, wall_s=round(time.time() - t0, 2))
+    found = _interrupted(exp_dir)
+    if resume and found is None:
+        raise UsageError(f"tune --resume: no interrupted search for these params under {exp_dir.parent}; "
+                         f"run `alignrank tune`")
+    if not resume and found is not None:
+        raise UsageError(f"an interrupted search exists at {found}; continue it with `alignrank tune --resume` "
                          f"(or delete that folder to start over)")
+    if found is not None and found != exp_dir:
+        print(f"[tune] resuming {found.name}: the training code changed since it started; unfinished trials "
+              f"continue with the current code", file=sys.stderr)
+    exp_dir = found or exp_dir
+    state = read_json(exp_dir / STATE_FILE) or {}
     base = build_params(state["params"]) if resume and state.get("params") else params  # the original search
-    return _search(params, base, name, storage, state, resume=resume, t0=t0)
+    return _search(params, base, exp_dir.name, exp_dir.parent, state, resume=resume, t0=t0)
 
 
 def _search(params: Params, base: Params, name: str, storage: Path, state: dict, *, resume: bool, t0: float) -> dict:
     from alignrank.dist.ray_utils import ray_session
+    from alignrank.dist.tune_callback import ACTIVE
     from alignrank.dist.tune_trial import TrialContext
     from alignrank.tracking.provenance import provenance_tags
     from alignrank.tracking.session import tracking_session
@@ -326,7 +293,7 @@ def _search(params: Params, base: Params, name: str, storage: Path, state: dict,
             parent.log_params(flatten(params_dict(base)))
         state = {"name": name, "parent_run_id": parent.run_id, "params": params_dict(base), "complete": False}
         atomic_write_json(exp_dir / STATE_FILE, state)
-        _ACTIVE[name] = {"factory": factory, "params": base, "exp_dir": str(exp_dir)}
+        ACTIVE[name] = {"factory": factory, "params": base, "exp_dir": str(exp_dir)}
         status = "KILLED"
         try:
             ctx = TrialContext(params=base, factory=factory, parent_run_id=parent.run_id, exp_dir=str(exp_dir))
@@ -349,7 +316,7 @@ def _search(params: Params, base: Params, name: str, storage: Path, state: dict,
         except KeyboardInterrupt:
             raise AlignRankError(f"tune search '{name}' interrupted; continue it with `alignrank tune --resume`") from None
         finally:
-            _ACTIVE.pop(name, None)
+            ACTIVE.pop(name, None)
             with contextlib.suppress(Exception):
                 parent.end(status)
 

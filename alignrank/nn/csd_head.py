@@ -13,11 +13,15 @@ A drop-in subclass of ultralytics' ``Detect`` that keeps its contract (training 
    ``alpha(q_l) = softmax(MLP(GAP(x~_l)))``, one grouped conv per batch).
 
 Budget (YOLOv8-S, nc=80, 640x640, fused; ``alignrank profile --variants baseline,csd``): the stock head
-costs 8.3 of the model's 28.6 GFLOPs and 2.1 M of its 11.2 M params, two thirds of it in the class
-branch's dense 3x3 convs at P3. With ``model.csd_light_cls`` (default) the class branch's middle conv
+costs 8.3 of the model's 28.6 GFLOPs and 2.1 M of its 11.2 M params, 70 % of both in the class
+branch's dense 3x3 convs (45 % of the FLOPs at P3 alone). With ``model.csd_light_cls`` (default) the class branch's middle conv
 becomes depthwise 3x3 + 1x1 (ultralytics' own non-legacy class branch), which pays for the side stream
 (``c = C_P3 / 2``, ``cb = c / bcdm_reduction``; ``K`` points per source level) and the ``M`` base
 kernels; ``csd_light_cls=false`` gives the purely additive head (params +2.1 %, see the profile).
+Choices under the budget: only the prediction convs are dynamic (``M`` copies of a 3x3 branch conv
+would add ~0.3-1.2 M params at scale s); ``K = 4`` because the sampling is the head's one
+memory-bound op (its CPU time is linear in ``K * c`` and is most of the head's extra CPU time at
+s/640), while its FLOPs stay small (0.04 GFLOPs for K = 4, c = 64).
 
 Examples:
     >>> from alignrank.nn.model import build_model

@@ -39,7 +39,7 @@ def base_grid(h: int, w: int, h_src: int, w_src: int, ratio: float, like: torch.
         h, w: Size of the level whose locations are mapped.
         h_src, w_src: Size of the sampled level.
         ratio: Stride ratio ``s_l / s_l'``.
-        like: Tensor giving device and dtype.
+        like: Tensor giving the device; the grid is float32 (float64 for float64 ``like``), also for fp16 models.
 
     Returns:
         (1, 1, h, w, 2) grid, last axis (x, y).
@@ -49,7 +49,7 @@ def base_grid(h: int, w: int, h_src: int, w_src: int, ratio: float, like: torch.
         >>> g[0, 0].tolist()
         [[[-0.5, -0.5], [0.5, -0.5]], [[-0.5, 0.5], [0.5, 0.5]]]
     """
-    kw = {"device": like.device, "dtype": like.dtype}
+    kw = {"device": like.device, "dtype": torch.promote_types(like.dtype, torch.float32)}
     xs = (torch.arange(w, **kw) + 0.5) * (2.0 * ratio / w_src) - 1.0  # (w,)
     ys = (torch.arange(h, **kw) + 0.5) * (2.0 * ratio / h_src) - 1.0  # (h,)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w) each
@@ -80,8 +80,8 @@ def sample_weighted(src: torch.Tensor, grid: torch.Tensor, offsets: torch.Tensor
     """
     b, c, hs, ws = src.shape
     _, k, h, w, _ = offsets.shape
-    scale = torch.tensor([2.0 / ws, 2.0 / hs], device=src.device, dtype=offsets.dtype)  # pixels -> normalised
-    pos = (grid + offsets * scale).reshape(b, k * h, w, 2)  # (B, K*H, W, 2)
+    scale = torch.tensor([2.0 / ws, 2.0 / hs], device=src.device, dtype=grid.dtype)  # pixels -> normalised
+    pos = (grid + offsets.to(grid.dtype) * scale).reshape(b, k * h, w, 2)  # (B, K*H, W, 2), fp32 coordinates
     s = F.grid_sample(src, pos.to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)  # (B, C, K*H, W)
     s = s.view(b, c, k, h, w)  # (B, C, K, H, W)
     return (s * weights.unsqueeze(1).to(s.dtype)).sum(2)  # (B, C, H, W)

@@ -219,8 +219,8 @@ def run_profile(params: Params, json_out: str | Path | None = None, *, memory: b
         train: Measure training throughput (in this process, variants alternating; median step time).
 
     Returns:
-        The figures: ``settings``, ``hardware``, ``flops_method``, ``reference``, ``variants`` (per variant),
-        ``ratios`` (to ``reference``), ``wall_s``.
+        The figures: ``settings``, ``hardware``, ``method`` (how GFLOPs are counted), ``reference``,
+        ``variants`` (per variant), ``ratios`` (to ``reference``), ``wall_s``.
     """
     t_start = time.perf_counter()
     pp = params.profile
@@ -253,13 +253,13 @@ def run_profile(params: Params, json_out: str | Path | None = None, *, memory: b
                      "fused": True, "latency": "median of alternating timed runs (ABBA order), batch 1",
                      "train_throughput": "train_batch / median SGD step time, variants alternating, in process"},
         "hardware": _hardware(),
-        "flops_method": METHOD,
+        "method": METHOD,
         "reference": ref,
         "variants": rows,
         "ratios": ratios,
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
-    print(_table(rows, ratios, ref), flush=True)
+    print(_table(rows, ratios, ref) + f"\nGFLOPs method: {METHOD}", flush=True)
     if json_out is not None:
         _atomic_json(Path(json_out), out)
     return out

@@ -81,7 +81,9 @@ def bad_source(d):
         {"id": 7, "file_name": "small.jpg", "width": 60, "height": 40},  # really 20x20
         {"id": 8, "file_name": "../escape.jpg", "width": 60, "height": 40},
     ]
-    ann = lambda i, img, cat, box, crowd=0: {"id": i, "image_id": img, "category_id": cat, "bbox": box, "iscrowd": crowd, "area": 1.0}  # noqa: E731
+    def ann(i, img, cat, box, crowd=0):
+        return {"id": i, "image_id": img, "category_id": cat, "bbox": box, "iscrowd": crowd, "area": 1.0}
+
     annotations = [
         ann(1, 1, 5, [10, 10, 20, 10]),
         ann(2, 1, 2, [50, 30, 20, 20]),  # partly outside -> clipped to [50, 30, 10, 10]

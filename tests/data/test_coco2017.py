@@ -54,7 +54,8 @@ def test_coco128_loopback_end_to_end(coco128_www, serve, tmp_path):
     assert meta["category_ids"][-1] == 90 and meta["names"][0] == "person"
     gt = COCO(str(root / "annotations" / "instances_val.json"))
     anns = gt.loadAnns(gt.getAnnIds())[:5]
-    dt = gt.loadRes([{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.5} for a in anns])
+    fake = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.5} for a in anns]
+    dt = gt.loadRes(fake)
     assert len(dt.getAnnIds()) == 5
 
     # re-runs: same params -> cached; another subset -> no zip is fetched again (verified cache)
@@ -73,7 +74,8 @@ def _serve_bad(www):
     src = www.parent / "src"
     data = bad_source(src)
     data["images"] = [im for im in data["images"] if im["file_name"] != "missing.jpg"]  # a zip must hold every image
-    train = {**data, "images": data["images"][:1], "annotations": [a for a in data["annotations"] if a["image_id"] == 1]}
+    train_anns = [a for a in data["annotations"] if a["image_id"] == 1]
+    train = {**data, "images": data["images"][:1], "annotations": train_anns}
     write_coco_zips(www, {"train": train, "val": data}, {"train": src, "val": src})
     return src
 

@@ -65,7 +65,11 @@ def test_one_warning_line_per_kind(caplog):
 
 @pytest.mark.parametrize(
     "text, where",
-    [('{"images": [1,, 2]}', "line 1, column 15"), ('{\n "images": []\n "x": 1}', "line 3, column 2"), ("", "line 1, column 1")],
+    [
+        ('{"images": [1,, 2]}', "line 1, column 15"),
+        ('{\n "images": []\n "x": 1}', "line 3, column 2"),
+        ("", "line 1, column 1"),
+    ],
 )
 def test_malformed_json_names_file_and_position(tmp_path, text, where):
     f = tmp_path / "instances_val2017.json"
@@ -84,8 +88,8 @@ def test_not_coco_structure(tmp_path):
 
 
 def test_subset_takes_first_n_image_ids():
-    data = {"images": [{"id": i} for i in (9, 3, 7, 1)], "annotations": [{"id": 1, "image_id": 7}, {"id": 2, "image_id": 9}],
-            "categories": []}
+    anns = [{"id": 1, "image_id": 7}, {"id": 2, "image_id": 9}]
+    data = {"images": [{"id": i} for i in (9, 3, 7, 1)], "annotations": anns, "categories": []}
     sub = subset_images(data, 2)
     assert sorted(im["id"] for im in sub["images"]) == [1, 3] and sub["annotations"] == []
     assert subset_images(data, 3)["annotations"] == [{"id": 1, "image_id": 7}]

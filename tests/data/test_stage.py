@@ -59,7 +59,8 @@ def test_moved_folder_gets_its_yaml_path_fixed(tmp_path):
     run_data(_p(tmp_path / "data"))
     shutil.move(tmp_path / "data", tmp_path / "moved")
     s = run_data(_p(tmp_path / "moved"))
-    assert s["cached"] and yaml.safe_load((tmp_path / "moved" / "dataset.yaml").read_text())["path"] == str(tmp_path / "moved")
+    assert s["cached"]
+    assert yaml.safe_load((tmp_path / "moved" / "dataset.yaml").read_text())["path"] == str(tmp_path / "moved")
 
 
 def test_foreign_folder_is_refused_and_untouched(tmp_path):
@@ -85,7 +86,8 @@ def test_dvc_stage_script(tmp_path, capsys):
     params["data"].update({"num_train": 3, "num_val": 2, "imgsz": 64})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "ALIGNRANK_ROOT": str(tmp_path), "TQDM_DISABLE": "1"}
-    r = subprocess.run([sys.executable, str(REPO / "pipeline" / "data.py")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    cmd = [sys.executable, str(REPO / "pipeline" / "data.py")]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["root"] == str(tmp_path / "data") and (tmp_path / "data" / "manifest.json").is_file()
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["data"]

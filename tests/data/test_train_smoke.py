@@ -29,7 +29,8 @@ def test_one_epoch_on_synthetic(tiny_params, tiny_data, tmp_path):
 def test_one_epoch_on_loopback_coco(coco128_www, serve, tmp_path):
     srv = serve(coco128_www)
     over = {"data.source": "coco2017", "data.root": str(tmp_path / "data"), "data.url": srv.url, "data.subset": 16,
-            "train.variant": "baseline", "train.imgsz": 64, "train.epochs": 1, "train.batch": 8, "train.save_period": -1,
+            "train.variant": "baseline", "train.imgsz": 64, "train.epochs": 1, "train.batch": 8,
+            "train.save_period": -1,
             "model.scale": "n", "train.out_dir": str(tmp_path / "runs")}
     p = load_params(REPO / "params.yaml", over)
     s = run_data(p)

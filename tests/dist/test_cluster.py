@@ -7,6 +7,7 @@ pid), never ``ray stop``, which would stop every Ray on the machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -19,13 +20,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-import ray
 
-from alignrank.config import load_params
-from alignrank.dist.sweep import run_sweep
 from tests.conftest import REPO, tiny_overrides
 
 RAY = str(Path(sys.executable).with_name("ray"))
+# Token auth on every side: `ray start` enables it (a token exists in ~/.ray) and a driver that joins by
+# explicit address sends the token only with RAY_AUTH_MODE=token, read when the process starts Ray
+# (so the driver runs as a fresh `alignrank sweep` process, as a user would run it; see docs/cluster.md).
+AUTH = {"RAY_AUTH_MODE": "token"}
 
 
 def _free_port() -> int:
@@ -37,20 +39,20 @@ def _free_port() -> int:
 def _start(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as f:
         return subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **AUTH})
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
+    """TERM then KILL the process group each `ray start` leads, and any child that left it (by pid)."""
     kids = []
     for p in procs:
         with contextlib.suppress(psutil.Error):
             kids += psutil.Process(p.pid).children(recursive=True)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 15)):
         for p in procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(p.pid, sig)  # the group each `ray start` leads (start_new_session=True)
-        _, alive = psutil.wait_procs(kids, timeout=15)
-        for k in alive:
+                os.killpg(p.pid, sig)
+        for k in psutil.wait_procs(kids, timeout=grace)[1]:
             with contextlib.suppress(psutil.Error):
                 k.send_signal(sig)
     for p in procs:
@@ -58,17 +60,14 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait(timeout=15)
 
 
-def _wait_nodes(address: str, n: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    ray.init(address=address, log_to_driver=False)
-    try:
-        while time.monotonic() < deadline:
-            if sum(node["Alive"] for node in ray.nodes()) >= n:
-                return
-            time.sleep(1)
-        raise TimeoutError(f"cluster at {address}: {n} nodes did not come up in {timeout}s")
-    finally:
-        ray.shutdown()
+WAIT_NODES = """
+import sys, time, ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+deadline = time.monotonic() + 120
+while sum(n["Alive"] for n in ray.nodes()) < 2:
+    assert time.monotonic() < deadline, "worker node did not join"
+    time.sleep(1)
+"""
 
 
 @pytest.fixture
@@ -89,20 +88,25 @@ def two_node_cluster(tmp_path):
             time.sleep(0.5)
         procs.append(_start([f"--address={address}", "--num-cpus=1", "--node-ip-address=127.0.0.1"],
                             tmp_path / "worker.log"))
-        _wait_nodes(address, 2)
+        subprocess.run([sys.executable, "-c", WAIT_NODES, address], env={**os.environ, **AUTH}, check=True,
+                       timeout=180, capture_output=True)
         yield address
     finally:
         _stop(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_sweep_runs_on_a_two_node_cluster_by_address(two_node_cluster, tiny_data, tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    p = load_params(REPO / "params.yaml", {
-        **tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "sweep.variants": ["baseline"],
-        "sweep.seeds": [0, 1], "ray.address": two_node_cluster, "ray.cpus_per_run": 1, "ray.max_concurrent": 2,
-    })
-    s = run_sweep(p)
-    assert s["failed"] == [] and len(s["runs"]) == 2 and all(r["status"] == "done" for r in s["runs"])
-    assert len({r["node_id"] for r in s["runs"]}) == 2  # 1 CPU per node, 2 concurrent runs: both nodes worked
-    assert not ray.is_initialized()  # the sweep disconnected; the cluster itself is the fixture's
+def test_sweep_runs_on_a_two_node_cluster_by_address(two_node_cluster, tiny_data, tmp_path):
+    sets = {**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "sweep.variants": "[baseline]",
+            "sweep.seeds": "[0,1]", "ray.address": two_node_cluster, "ray.cpus_per_run": 1, "ray.max_concurrent": 2}
+    cmd = [sys.executable, "-m", "alignrank.cli", "sweep", "--params", str(REPO / "params.yaml")]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    r = subprocess.run(cmd, env={**env, **AUTH, "ALIGNRANK_ROOT": str(tmp_path)}, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(r.stdout)
+    assert s["failed"] == [] and len(s["runs"]) == 2 and all(x["status"] == "done" for x in s["runs"])
+    assert len({x["node_id"] for x in s["runs"]}) == 2  # 1 CPU per node, 2 concurrent runs: both nodes trained
+    assert (tmp_path / "outputs" / "mlflow" / "mlflow.db").is_file()  # tracked by the driver-node writer

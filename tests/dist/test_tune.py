@@ -110,6 +110,30 @@ def test_search_asha_mlflow_best(tiny_params, tmp_path):
     assert again["cached"] and again["best"] == s["best"]
 
 
+def _finished(exp_dir: Path) -> set[str]:
+    return {e["trial_id"] for e in read_events(exp_dir) if e.get("side") == "driver"}
+
+
+def _midway(exp_dir: Path) -> set[str]:
+    """Trials whose epoch-1 result (with its checkpoint) Tune has recorded and that are still training."""
+    ended = {e["trial_id"] for e in read_events(exp_dir) if e["event"] == "end"}
+    out = set()
+    for f in exp_dir.glob("*/result.json"):
+        if any(json.loads(ln).get("epoch") == 1 for ln in f.read_text().splitlines() if ln.strip()):
+            out.add(f.parent.name)
+    return out - ended
+
+
+def _ran(exp_dir: Path) -> set[str]:
+    """Trials with a recorded result (epoch >= 1)."""
+    return {f.parent.name for f in exp_dir.glob("*/result.json") if f.read_text().strip()}
+
+
+def _done_json(exp_dir: Path, trial_id: str) -> str | None:
+    found = list((exp_dir / "runs" / trial_id).glob("*/done.json"))
+    return found[0].read_text() if found else None
+
+
 CHILD = """
 import json, sys
 import alignrank
@@ -134,11 +158,11 @@ def test_interrupt_and_resume(tiny_params, tmp_path):
     exp_dirs = []
     try:
         deadline = time.time() + 400
-        while time.time() < deadline and proc.poll() is None:
+        while time.time() < deadline and proc.poll() is None:  # until 1 trial finished, 1 has a checkpoint
             exp_dirs = list((tmp_path / "outputs" / "tune").glob("full-*"))
-            if exp_dirs and any(e["event"] == "completed" for e in read_events(exp_dirs[0])):
+            if exp_dirs and _finished(exp_dirs[0]) and _midway(exp_dirs[0]):
                 break
-            time.sleep(1)
+            time.sleep(0.5)
         assert proc.poll() is None, (tmp_path / "child.log").read_text()[-3000:]
         proc.send_signal(signal.SIGINT)  # Ctrl-C: Tune stops the running trials and saves the search
         proc.wait(timeout=180)
@@ -150,8 +174,9 @@ def test_interrupt_and_resume(tiny_params, tmp_path):
     assert "continue it with `alignrank tune --resume`" in (tmp_path / "child.log").read_text()
     assert search_status(p) == "interrupted"
     before = read_events(exp_dirs[0])
-    finished = {e["trial_id"] for e in before if e["event"] == "completed"}
-    assert finished and len(finished) < 4
+    finished = _finished(exp_dirs[0])
+    midway = {t: _done_json(exp_dirs[0], t) for t in _midway(exp_dirs[0]) | (_ran(exp_dirs[0]) - finished)}
+    assert finished and len(finished) < 4 and midway  # some trials were cut off after their first checkpoint
 
     s = run_tune(p, resume=True)
     after = read_events(exp_dirs[0])[len(before):]
@@ -166,8 +191,13 @@ def test_interrupt_and_resume(tiny_params, tmp_path):
         assert starts[tid] == ["start"]  # trained once
     for tid, evs in starts.items():
         assert evs[0] == "start" and set(evs[1:]) <= {"restore"}
-    for e in after:  # an interrupted trial with a checkpoint continues from it through our trainer
-        if e["event"] == "restore" and e["epoch"] >= 1:
-            run_json = next((exp_dirs[0] / "runs" / e["trial_id"]).glob("full-s0-*/run.json"))
-            assert json.loads(run_json.read_text())["start_state"] == "resume"
-    assert search_status(p) == "complete"
+    for tid, done_before in midway.items():  # cut-off trials continue from their Tune checkpoint
+        restores = [e for e in after if e["trial_id"] == tid and e["event"] == "restore"]
+        assert restores and restores[0]["epoch"] == 1
+        if done_before is None:  # training was cut off: resumed from last.pt through our trainer
+            states = [json.loads(f.read_text())["start_state"] for f in (exp_dirs[0] / "runs" / tid).glob("*/run.json")]
+            assert "resume" in states
+        else:  # training had finished, Tune had not recorded it yet: reused, not re-trained
+            assert _done_json(exp_dirs[0], tid) == done_before
+    assert json.loads((exp_dirs[0] / "alignrank_search.json").read_text())["complete"]
+    assert Path(s["experiment_dir"]) == exp_dirs[0]

@@ -212,3 +212,18 @@ def test_channels_last_model_matches():
         m.to(memory_format=torch.channels_last)
         out = m(x.contiguous(memory_format=torch.channels_last))[0]
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_half_precision_forward_matches_float():
+    """fp16 weights and input (the CUDA fp16 path; runs on CPU here): grid coordinates stay float32."""
+    torch.manual_seed(0)
+    m = build_model("csd", scale="n", nc=NC).eval()
+    _randomize_side_stream(_head(m))
+    m.fuse(verbose=False)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = m(x)[0]
+        out = m.half()(x.half())[0]
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float()[:, 4:], ref[:, 4:], atol=2e-2, rtol=0)  # class scores
+    assert (out.float()[:, :4] - ref[:, :4]).abs().max() < 0.5  # boxes in pixels

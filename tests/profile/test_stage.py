@@ -20,7 +20,7 @@ def test_run_profile_figures_and_ratios(tmp_path, capsys):
     out = run_profile(p, json_out=tmp_path / "p.json", memory=False, train=False)
     assert json.loads((tmp_path / "p.json").read_text()) == json.loads(json.dumps(out, default=str))
     v, r = out["variants"], out["ratios"]
-    assert out["reference"] == "baseline" and "grid_sampler_2d" in out["flops_method"]
+    assert out["reference"] == "baseline" and "grid_sampler_2d" in out["method"]
     assert v["rcq"]["arch_of"] == "baseline" and v["rcq"]["params"] == v["baseline"]["params"]
     assert v["csd"]["arch_of"] == "csd" and v["csd"]["params"] != v["baseline"]["params"]
     for name in ("baseline", "csd"):
@@ -29,7 +29,8 @@ def test_run_profile_figures_and_ratios(tmp_path, capsys):
         assert row["onnx_max_abs_diff"] <= 1e-3 and row["latency_eager"]["n"] == 2
     assert r["baseline"] == {"params": 1.0, "gflops": 1.0, "latency_eager": 1.0, "latency_ort": 1.0}
     assert r["csd"]["params"] == round(v["csd"]["params"] / v["baseline"]["params"], 4)
-    assert "x eager" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "x eager" in printed and "GFLOPs method: torch.utils.flop_counter" in printed
 
 
 def test_cli_profile_with_memory_and_training(tmp_path):
