@@ -62,6 +62,25 @@ def ultralytics_overrides(params: Params, *, data: str | Path, save_dir: str | P
     }
 
 
+def _check_compatible(weights: AlignRankModel, params: Params) -> None:
+    """Refuse a checkpoint whose head or head settings differ from ``params`` (ultralytics' ``load``
+    would silently copy only the shape-matching tensors and leave the rest freshly initialised)."""
+    from alignrank.variants import get_variant
+
+    head_now, head_ckpt = get_variant(params.train.variant).head, get_variant(weights.variant).head
+    if head_ckpt != head_now:
+        raise UsageError(
+            f"checkpoint was trained as variant '{weights.variant}' (head '{head_ckpt}') but train.variant="
+            f"'{params.train.variant}' uses head '{head_now}'; resume/fine-tune with a variant of the same head"
+        )
+    if head_now != "detect" and weights.model_params != params.model:
+        diff = [k for k in vars(params.model) if getattr(weights.model_params, k, None) != getattr(params.model, k)]
+        raise UsageError(
+            f"checkpoint head settings differ from params (model.{', model.'.join(diff)}); "
+            "resume/fine-tune with the settings it was trained with"
+        )
+
+
 class AlignRankTrainer(DetectionTrainer):
     """Detection trainer that builds :class:`AlignRankModel` from our params.
 
@@ -78,15 +97,8 @@ class AlignRankTrainer(DetectionTrainer):
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AlignRankModel:
         """Build our model for the configured variant and load ``weights`` into it (resume/fine-tune)."""
         p = self.ar_params
-        if weights is not None and isinstance(weights, AlignRankModel):
-            got = (weights.variant, weights.model_params.scale if hasattr(weights.model_params, "scale") else None)
-            from alignrank.variants import get_variant
-
-            if get_variant(weights.variant).head != get_variant(p.train.variant).head:
-                raise UsageError(
-                    f"checkpoint was trained as variant '{got[0]}' whose head differs from train.variant="
-                    f"'{p.train.variant}'; resume with the same variant"
-                )
+        if isinstance(weights, AlignRankModel):
+            _check_compatible(weights, p)
         model = AlignRankModel(
             cfg if isinstance(cfg, dict) else f"yolov8{p.model.scale}.yaml",
             nc=self.data["nc"],

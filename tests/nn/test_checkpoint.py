@@ -124,3 +124,18 @@ def test_fine_tune_remaps_class_rows_of_every_base_kernel():
     for a, b in zip(src.model[-1].cv3, dst.model[-1].cv3):
         torch.testing.assert_close(b[-1].weight, a[-1].weight[[2, 0, 1]])
         torch.testing.assert_close(b[-1].bias, a[-1].bias[[2, 0, 1]])
+
+
+def test_resume_with_changed_head_settings_is_refused(csd_run, tmp_path):
+    """A checkpoint whose CSD settings differ from params is refused, never silently half-loaded."""
+    from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
+    from alignrank.errors import UsageError
+
+    p, data, run = csd_run
+    last = run / "weights" / "last.pt"
+    for change in ({"model.csd_points": p.model.csd_points + 1}, {"train.variant": "baseline"}):
+        q = with_overrides(p, change)
+        tr = AlignRankTrainer(q, {**ultralytics_overrides(q, data=data, save_dir=tmp_path / "x"), "model": str(last),
+                                  "pretrained": str(last)})
+        with pytest.raises(UsageError, match="model.csd_points|variant"):
+            tr.setup_model()
