@@ -163,6 +163,26 @@ def _swap(build: Path, root: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def warm_label_caches(root: Path, manifest: dict) -> None:
+    """Write ultralytics' ``labels/{split}.cache`` now, inside the stage's output, so that training later
+    finds a valid cache and never writes into ``data/`` (which would make DVC see the output changed)."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.dataset import YOLODataset
+
+    from ultralytics.utils import LOGGER as ULOGGER
+
+    data = {"names": dict(enumerate(manifest["names"])), "nc": len(manifest["names"]), "channels": 3}
+    level = ULOGGER.level
+    ULOGGER.setLevel(logging.WARNING)  # keep stdout clean (the CLI prints JSON)
+    try:
+        for split in SPLITS:
+            if not (root / "labels" / f"{split}.cache").is_file():
+                YOLODataset(img_path=str(root / "images" / split), imgsz=64, augment=False, hyp=get_cfg(),
+                            data=data, task="detect")
+    finally:
+        ULOGGER.setLevel(level)
+
+
 def run_data(params: Params) -> dict:
     """Build (or re-use) the dataset described by ``params.data``; see the module docstring.
 
@@ -185,6 +205,7 @@ def run_data(params: Params) -> dict:
         text, yml = _dataset_yaml(root, manifest), root / "dataset.yaml"
         if not yml.is_file() or yml.read_text() != text:  # the folder moved (or the YAML was lost)
             atomic_write_text(yml, text)
+        warm_label_caches(root, manifest)
         return _summary(root, manifest, cached=True, seconds=time.time() - t0)
     if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not (root / "manifest.json").is_file())):
         raise DataError(f"data.root={root} exists and is not a data-stage output (no manifest.json); "
@@ -219,6 +240,7 @@ def run_data(params: Params) -> dict:
         _swap(build, root)
     finally:
         shutil.rmtree(build, ignore_errors=True)
+    warm_label_caches(root, manifest)
     summary = _summary(root, manifest, cached=False, seconds=time.time() - t0)
     n_train, n_val = counts["train"]["images"], counts["val"]["images"]
     LOGGER.info(f"data: {dp.source} dataset at {root} ({n_train} train / {n_val} val images)")

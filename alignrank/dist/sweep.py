@@ -30,6 +30,7 @@ from alignrank.config import flatten, params_dict, with_overrides
 from alignrank.config.schema import Params
 from alignrank.dist.cache import RunKey, data_fingerprint, run_dir, run_key
 from alignrank.engine.rundir import RunDir, atomic_write_json, resolve_path
+from alignrank.errors import UsageError
 
 POLL_S = 1.0
 
@@ -177,6 +178,18 @@ def _parent_metrics(results: dict, specs: list[RunSpec]) -> dict[str, float]:
     return out
 
 
+def _check_tracking(params: Params) -> None:
+    """Ray Client (``ray://``) runs the driver's tasks and the tracking writer on the head node, where the
+    embedded SQLite path of this machine means nothing: such a sweep needs a tracking server."""
+    from alignrank.tracking.store import is_embedded, resolve_tracking_uri
+
+    if (params.ray.address or "").startswith("ray://") and is_embedded(resolve_tracking_uri(params)):
+        raise UsageError(
+            f"ray.address={params.ray.address}: Ray Client cannot write the embedded MLflow store of this machine; "
+            f"set mlflow.tracking_uri (or MLFLOW_TRACKING_URI) to a tracking server the cluster reaches"
+        )
+
+
 def run_sweep(params: Params) -> dict:
     """Train every (variant, seed) of ``sweep.*`` on Ray, cached and resumable.
 
@@ -189,6 +202,7 @@ def run_sweep(params: Params) -> dict:
     from alignrank.engine.run import summary
 
     t0 = time.time()
+    _check_tracking(params)
     specs = plan(params)
     cached = [s for s in specs if RunDir(s.dir).done() is not None]
     todo = [s for s in specs if s not in cached]

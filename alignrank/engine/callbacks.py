@@ -24,7 +24,7 @@ from alignrank.tracking.base import Tracker
 from alignrank.tracking.names import aliases, finite, sanitize_metrics
 
 ReportFn = Callable[[int, dict], None]
-PROGRESS_KEYS = ("train/box_loss", "train/cls_loss", "train/dfl_loss", "val/map50", "val/map50_95")
+PROGRESS_KEYS = ("val/map50", "val/map50_95")  # shown after every train/* loss (names depend on the loss)
 
 
 def epoch_metrics(trainer) -> dict[str, float]:
@@ -98,7 +98,8 @@ class EpochLogger:
             self.rd.write_status(state="running", epoch=epoch, epochs=self.epochs, metrics=finite(self.last),
                                  host=socket.gethostname(), updated=time.time())
         if self.stream is not None:
-            shown = " ".join(f"{k.split('/')[-1]}={m[k]:.4g}" for k in PROGRESS_KEYS if k in m)
+            keys = [k for k in m if k.startswith("train/")] + [k for k in PROGRESS_KEYS if k in m]
+            shown = " ".join(f"{k.split('/')[-1]}={m[k]:.4g}" for k in keys)
             print(f"epoch {epoch}/{self.epochs} {shown} ({time.time() - self._t0:.0f}s)", file=self.stream, flush=True)
         if self.report is not None:
             self.report(epoch, {**self.last, **criterion_hparams(trainer)})  # hp/*: report only, not logged

@@ -34,6 +34,7 @@ def ultralytics_overrides(params: Params, *, data: str | Path, save_dir: str | P
         "data": str(data),
         "epochs": t.epochs,
         "batch": t.batch,
+        "nbs": t.batch,  # one optimizer step per batch (ultralytics' nbs=64 would accumulate 4 small batches)
         "imgsz": t.imgsz,
         "device": t.device,
         "workers": t.workers,

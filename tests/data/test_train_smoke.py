@@ -17,9 +17,18 @@ def _train_one_epoch(params, data_yaml, save_dir):
     return trainer
 
 
+def _tree_digest(root):
+    import hashlib
+
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
 def test_one_epoch_on_synthetic(tiny_params, tiny_data, tmp_path):
     p = with_overrides(tiny_params, {"train.variant": "baseline", "train.save_period": -1})
+    before = _tree_digest(tiny_data)
+    assert {"labels/train.cache", "labels/val.cache"} <= set(before)  # written by the data stage itself
     tr = _train_one_epoch(p, tiny_data / "dataset.yaml", tmp_path / "run")
+    assert _tree_digest(tiny_data) == before, "training wrote into the data stage's output (DVC would re-run it)"
     assert (tmp_path / "run" / "weights" / "last.pt").is_file()
     assert tr.model.nc == p.data.num_classes == 6
     assert tr.validator.seen == 8 and "metrics/mAP50-95(B)" in tr.metrics

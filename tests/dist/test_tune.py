@@ -42,11 +42,12 @@ def _trial_results(exp_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
-def test_search_asha_mlflow_best(tiny_params, tmp_path):
+def test_search_asha_mlflow_best(tiny_params, tmp_path, monkeypatch):
     from alignrank.dist.tune import run_tune
 
     p = with_overrides(tiny_params, {**SEARCH, "tune.scheduler": "asha", "tune.grace_period": 1,
-                                     "tune.reduction_factor": 100.0})
+                                     "tune.reduction_factor": 100.0, "tune.max_failures": 1})
+    monkeypatch.setenv("ALIGNRANK_FAULT", "kill:full-s0:1")  # every run's worker dies once, after epoch 1
     s = run_tune(p)
     exp_dir = Path(s["experiment_dir"])
 
@@ -59,6 +60,13 @@ def test_search_asha_mlflow_best(tiny_params, tmp_path):
         assert [r["epoch"] for r in results[tid]] == [1]
     for tid in s["completed"]:
         assert [r["epoch"] for r in results[tid]] == [1, 2] and "final/map50_95" in results[tid][-1]
+    # ... and the crashed trials were retried (tune.max_failures) from their epoch-1 checkpoint
+    events = read_events(exp_dir)
+    for tid in s["completed"]:
+        assert [(e["event"], e["epoch"]) for e in events if e["trial_id"] == tid and "epoch" in e and
+                e["event"] in ("start", "restore")] == [("start", 0), ("restore", 1)]
+        states = [json.loads(f.read_text())["start_state"] for f in (exp_dir / "runs" / tid).glob("*/run.json")]
+        assert states == ["resume"]
 
     # every sampled value reached the LIVE criterion (hp/* is read from the loss object each epoch)
     space = list(p.tune.space)
@@ -114,9 +122,14 @@ def _finished(exp_dir: Path) -> set[str]:
     return {e["trial_id"] for e in read_events(exp_dir) if e.get("side") == "driver"}
 
 
-def _midway(exp_dir: Path) -> set[str]:
-    """Trials whose epoch-1 result (with its checkpoint) Tune has recorded and that are still training."""
-    ended = {e["trial_id"] for e in read_events(exp_dir) if e["event"] == "end"}
+def _midway(exp_dir: Path, later: bool = False) -> set[str]:
+    """Trials whose epoch-1 result (with its checkpoint) Tune has recorded and that are still training
+    (``later``: only those started after the first trial finished)."""
+    events = read_events(exp_dir)
+    ended = {e["trial_id"] for e in events if e["event"] == "end"}
+    if later:
+        first = min((e["time"] for e in events if e.get("side") == "driver"), default=float("inf"))
+        ended |= {e["trial_id"] for e in events if e["event"] == "start" and e["time"] < first}
     out = set()
     for f in exp_dir.glob("*/result.json"):
         if any(json.loads(ln).get("epoch") == 1 for ln in f.read_text().splitlines() if ln.strip()):
@@ -158,11 +171,11 @@ def test_interrupt_and_resume(tiny_params, tmp_path):
     exp_dirs = []
     try:
         deadline = time.time() + 400
-        while time.time() < deadline and proc.poll() is None:  # until 1 trial finished, 1 has a checkpoint
-            exp_dirs = list((tmp_path / "outputs" / "tune").glob("full-*"))
-            if exp_dirs and _finished(exp_dirs[0]) and _midway(exp_dirs[0]):
+        while time.time() < deadline and proc.poll() is None:  # until 1 trial finished and a later one
+            exp_dirs = list((tmp_path / "outputs" / "tune").glob("full-*"))  # is into its 2nd epoch
+            if exp_dirs and _finished(exp_dirs[0]) and _midway(exp_dirs[0], later=True):
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert proc.poll() is None, (tmp_path / "child.log").read_text()[-3000:]
         proc.send_signal(signal.SIGINT)  # Ctrl-C: Tune stops the running trials and saves the search
         proc.wait(timeout=180)
@@ -189,8 +202,8 @@ def test_interrupt_and_resume(tiny_params, tmp_path):
     assert set(starts) == {*s["completed"]}
     for tid in finished:
         assert starts[tid] == ["start"]  # trained once
-    for tid, evs in starts.items():
-        assert evs[0] == "start" and set(evs[1:]) <= {"restore"}
+    for tid, evs in starts.items():  # a cut-off trial restarts once: from its checkpoint, or anew if it had none
+        assert evs[0] == "start" and len(evs) <= 2
     for tid, done_before in midway.items():  # cut-off trials continue from their Tune checkpoint
         restores = [e for e in after if e["trial_id"] == tid and e["event"] == "restore"]
         assert restores and restores[0]["epoch"] == 1
@@ -201,3 +214,32 @@ def test_interrupt_and_resume(tiny_params, tmp_path):
             assert _done_json(exp_dirs[0], tid) == done_before
     assert json.loads((exp_dirs[0] / "alignrank_search.json").read_text())["complete"]
     assert Path(s["experiment_dir"]) == exp_dirs[0]
+
+
+def test_seeds_are_trained_apart_and_reported_as_their_mean(tiny_params, tmp_path):
+    """tune.seeds=[0, 1]: one child process per seed, the trial reports the per-epoch mean."""
+    from alignrank.dist.tune import run_tune
+
+    p = with_overrides(tiny_params, {**SEARCH, "tune.num_samples": 1, "tune.epochs": 1, "tune.seeds": [0, 1],
+                                     "tune.scheduler": "none", "tune.search": "random"})
+    s = run_tune(p)
+    exp_dir = Path(s["experiment_dir"])
+    assert s["trials"] == 1 and len(s["completed"]) == 1
+    (tid,) = s["completed"]
+    (result,) = _trial_results(exp_dir)[tid]
+    seeds = {}
+    for f in (exp_dir / "runs" / tid).glob("full-s*/status.json"):
+        seeds[f.parent.name.split("-")[1]] = json.loads(f.read_text())["metrics"]
+    assert set(seeds) == {"s0", "s1"} and seeds["s0"]["train/cal_loss"] != seeds["s1"]["train/cal_loss"]
+    for k in ("train/cal_loss", "train/box_loss", "val/map50_95"):
+        assert result[k] == pytest.approx((seeds["s0"][k] + seeds["s1"][k]) / 2, rel=1e-9)
+    for k in p.tune.space:
+        assert result[f"hp/{k}"] == pytest.approx(result["config"][k], rel=1e-12)
+
+    client, runs = _mlflow_runs(tmp_path)
+    (trial,) = [r for r in runs if r.data.tags.get("kind") == "tune-trial"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == trial.info.run_id]
+    assert sorted(r.data.params["train.seed"] for r in children) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in (trial, *children))
+    assert trial.data.metrics["train/cal_loss"] == pytest.approx(result["train/cal_loss"])
+    assert "train.seed" not in trial.data.params and trial.data.params["loss.margin"] == children[0].data.params["loss.margin"]
