@@ -126,9 +126,10 @@ def tune(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search"),
     params: Optional[Path] = ParamsOpt,
     set: Optional[List[str]] = SetOpt,
+    set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
-    """Ray Tune search over tune.space (RCQ/CSD hyper-parameters) on our trainer."""
-    p = _params(params, set)
+    """Ray Tune search over tune.space (RCQ/CSD hyper-parameters) on our trainer; best -> tune.out_dir/best.yaml."""
+    p = _params(params, set, set_file)
     from alignrank.dist.tune import run_tune
 
     _print_json(run_tune(p, resume=resume))

@@ -6,7 +6,8 @@
 2. Concurrency: two tiny real training runs through the sweep's dispatch (Ray tasks, tracking writer,
    run folders) one after another vs. two at once, each with ``train.threads = ray.cpus_per_run = 1``,
    on warmed-up workers, alternating the order over ``--reps`` repetitions. Target on the 2-core
-   machine: <= 0.65. The per-sweep set-up (tracking writer, parent run) is printed separately.
+   machine: <= 0.65. The per-sweep set-up (tracking writer, parent run) is printed separately, and a
+   control (two pure torch compute tasks, before and after) shows what the machine gives at that time.
 
 Usage:
     .venv/bin/python benchmarks/ray_overhead.py [--trivial 50] [--reps 3] [--epochs 3] [--train 96]
@@ -45,6 +46,37 @@ def warm(_=None) -> int:
     return os.getpid()
 
 
+def spin(n: int) -> float:
+    """Pure single-thread torch compute (the control: what 2 cores give right now, without our stack)."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, t = torch.randn(400, 400), time.perf_counter()
+    for _ in range(n):
+        a = (a @ a).tanh()
+    return time.perf_counter() - t
+
+
+def bench_control(reps: int, n: int = 1500) -> float:
+    """Ratio concurrent / sequential of two pure-compute tasks, alternating order like the real runs."""
+    import ray
+
+    f = ray.remote(num_cpus=1)(spin)
+    ray.get([f.remote(1), f.remote(1)])
+    seq, conc = [], []
+    for rep in range(reps):
+        for mode in ("seq", "conc") if rep % 2 == 0 else ("conc", "seq"):
+            t = time.perf_counter()
+            if mode == "seq":
+                ray.get(f.remote(n))
+                ray.get(f.remote(n))
+                seq.append(time.perf_counter() - t)
+            else:
+                ray.get([f.remote(n), f.remote(n)])
+                conc.append(time.perf_counter() - t)
+    return statistics.mean(conc) / statistics.mean(seq)
+
+
 def bench_trivial(params, n: int) -> dict:
     import ray
 
@@ -53,7 +85,8 @@ def bench_trivial(params, n: int) -> dict:
     from alignrank.dist.sweep import RunSpec, _dispatch
     from alignrank.dist.cache import RunKey
 
-    specs = [RunSpec(params=params, key=RunKey("trivial", i, f"{i:010d}", {}), dir=Path("/nonexistent")) for i in range(n)]
+    specs = [RunSpec(params=params, key=RunKey("trivial", i, f"{i:010d}", {}), dir=Path("/nonexistent"))
+             for i in range(n)]
     out = {}
     f = ray.remote(num_cpus=1)(lambda: 0)
     ray.get(f.remote())
@@ -132,7 +165,9 @@ def main() -> None:
                  runtime_env={"env_vars": {"ALIGNRANK_ROOT": str(root), "TQDM_DISABLE": "1"}})
         pids = set(ray.get([ray.remote(num_cpus=1)(warm).remote() for _ in range(2)]))
         trivial = bench_trivial(base, args.trivial)
+        control_before = bench_control(args.reps)
         conc = bench_concurrency(base, root, args.reps)
+        control_after = bench_control(args.reps)
         ray.shutdown()
         print(f"machine: {os.cpu_count()} CPUs; warmed workers: {len(pids)}; load avg at end: {os.getloadavg()[0]:.1f}")
         print(f"Ray task round trip (bare):           {trivial['bare_task_roundtrip_ms']:.1f} ms")
@@ -142,7 +177,10 @@ def main() -> None:
         print("two tiny runs one after another: " + ", ".join(f"{x:.1f}s" for x in conc["sequential_s"]))
         print("two tiny runs at once:           " + ", ".join(f"{x:.1f}s" for x in conc["concurrent_s"]))
         print(f"ratio concurrent / sequential: {conc['ratio']:.2f}  (target <= 0.65)")
-        print(f"per-sweep session set-up (tracking writer + parent run, not in the ratio): {conc['session_setup_s']:.1f}s")
+        print(f"control, pure torch compute on the same 2 slots (before / after): {control_before:.2f} / "
+              f"{control_after:.2f}  (~0.5 on an idle 2-core machine; higher = other load on the machine)")
+        print("per-sweep session set-up (tracking writer + parent run, not in the ratio): "
+              f"{conc['session_setup_s']:.1f}s")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

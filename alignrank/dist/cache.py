@@ -77,11 +77,13 @@ def data_fingerprint(params: Params) -> str:
     """
     root = data_root(params)
     if not (root / "dataset.yaml").is_file():
-        raise DataError(f"{root / 'dataset.yaml'}: dataset not found; build it with `alignrank data` (or `dvc repro data`)")
+        raise DataError(f"{root / 'dataset.yaml'}: dataset not found; "
+                        f"build it with `alignrank data` (or `dvc repro data`)")
     manifest = read_json(root / "manifest.json")
     fp = (manifest or {}).get("fingerprint")
     if not fp:
-        raise DataError(f"{root / 'manifest.json'}: missing or without 'fingerprint'; rebuild the dataset with `alignrank data`")
+        raise DataError(f"{root / 'manifest.json'}: missing or without 'fingerprint'; "
+                        f"rebuild the dataset with `alignrank data`")
     return str(fp)
 
 

@@ -178,11 +178,15 @@ def _parent_metrics(results: dict, specs: list[RunSpec]) -> dict[str, float]:
     return out
 
 
-def _check_tracking(params: Params) -> None:
-    """Ray Client (``ray://``) runs the driver's tasks and the tracking writer on the head node, where the
-    embedded SQLite path of this machine means nothing: such a sweep needs a tracking server."""
+def _check_settings(params: Params) -> None:
+    """Refuse settings that cannot work before starting anything: a GPU device without reserved GPUs, and
+    Ray Client (``ray://``, whose tasks and tracking writer run on the head node, where this machine's
+    embedded SQLite path means nothing) without a tracking server."""
     from alignrank.tracking.store import is_embedded, resolve_tracking_uri
 
+    if params.train.device not in ("cpu", "mps") and params.ray.gpus_per_run <= 0:
+        raise UsageError(f"train.device={params.train.device} but ray.gpus_per_run=0: Ray hides the GPUs from a task "
+                         f"that reserves none; set ray.gpus_per_run (e.g. 1) or train.device=cpu")
     if (params.ray.address or "").startswith("ray://") and is_embedded(resolve_tracking_uri(params)):
         raise UsageError(
             f"ray.address={params.ray.address}: Ray Client cannot write the embedded MLflow store of this machine; "
@@ -202,7 +206,7 @@ def run_sweep(params: Params) -> dict:
     from alignrank.engine.run import summary
 
     t0 = time.time()
-    _check_tracking(params)
+    _check_settings(params)
     specs = plan(params)
     cached = [s for s in specs if RunDir(s.dir).done() is not None]
     todo = [s for s in specs if s not in cached]

@@ -16,9 +16,13 @@ with the sampled values applied as params overrides (:mod:`alignrank.dist.tune_t
 * Outputs (``tune.out_dir``): ``best.yaml`` (params fragment for ``--set-file``), ``trials.md`` /
   ``trials.csv``, ``metric_vs_params.png``, ``summary.json``.
 
-The search lives in ``<tune.storage_dir>/<variant>-<hash>`` (the hash covers everything that changes
-trial results: space, search settings, model/loss/train params, dataset fingerprint). On a cluster
-(``ray.address``) ``tune.storage_dir`` must be on a filesystem shared by all nodes.
+The search lives in ``<tune.storage_dir>/<variant>-<params hash>-<code version>`` (see :func:`search_name`):
+re-running finished params only rewrites the outputs; a changed param or training code is a new search.
+The Ray Tune state there (``tuner.pkl``, trial checkpoints) is what ``--resume`` restores; the trials'
+training runs are under ``runs/<trial id>/`` and ``trial_events.jsonl`` logs every trial start/outcome.
+On a cluster (``ray.address`` = ``auto`` / ``host:port`` / ``ray://...``, Ray started exactly as for the
+sweep) ``tune.storage_dir``, ``data.root`` and the MLflow store must be on a filesystem shared by all
+nodes: ``RunConfig(storage_path=<absolute tune.storage_dir>)`` is where every node writes.
 
 Examples:
     >>> # summary = run_tune(load_params(None, ["tune.num_samples=4"]))   # `alignrank tune`
@@ -38,7 +42,7 @@ from alignrank.config import flatten, params_dict, params_hash, with_overrides
 from alignrank.config.load import build_params
 from alignrank.config.schema import Params
 from alignrank.dist import tune_report
-from alignrank.dist.tune_space import check_space, search_space
+from alignrank.dist.tune_space import check_metric, check_space, search_space
 from alignrank.engine.rundir import atomic_write_json, read_json, resolve_path
 from alignrank.errors import AlignRankError, RunFailed, UsageError
 
@@ -196,9 +200,20 @@ def trial_rows(trials, params: Params, done: dict[str, str]) -> list[dict[str, A
             "score": float(score) if isinstance(score, (int, float)) else None,
             "mlflow_run_id": last.get("trial_mlflow_run_id"),
             "hp": {k[3:]: v for k, v in last.items() if isinstance(k, str) and k.startswith("hp/")},
+            "error": _error_line(tr) if outcome == "failed" else None,
             **{k: tr.config[k] for k in t.space if k in tr.config},
         })
     return rows
+
+
+def _error_line(trial) -> str:
+    """Last line of a failed trial's error (the cause, e.g. ``UsageError: tune.metric ...``)."""
+    try:
+        text = str(trial.get_error() or "")
+    except Exception:  # noqa: BLE001 - an unreadable error file
+        text = ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else "unknown error")[:300]
 
 
 def write_outputs(rows: list[dict], params: Params, name: str) -> dict[str, str]:
@@ -210,9 +225,12 @@ def write_outputs(rows: list[dict], params: Params, name: str) -> dict[str, str]
     files["plot"] = str(tune_report.write_plot(out / PLOT_FILE, rows, keys, metric=t.metric, mode=t.mode,
                                                log_keys=[k for k, s in t.space.items() if s.type == "loguniform"]))
     best = tune_report.best_row(rows, t.mode)
-    if best is not None:
-        ties = sum(1 for r in rows if r["trial_id"] != best["trial_id"] and r["completed"] == best["completed"] and r["score"] == best["score"])
-        files["best"] = str(tune_report.write_best(out / "best.yaml", best, keys, metric=t.metric, name=name, ties=ties))
+    if best is None:
+        (out / "best.yaml").unlink(missing_ok=True)  # never leave another search's best behind
+        return files
+    ties = sum(1 for r in rows if r["trial_id"] != best["trial_id"] and r["completed"] == best["completed"]
+               and r["score"] == best["score"])
+    files["best"] = str(tune_report.write_best(out / "best.yaml", best, keys, metric=t.metric, name=name, ties=ties))
     return files
 
 
@@ -222,7 +240,7 @@ def _summary(rows: list[dict], params: Params, name: str, exp_dir: Path, files: 
         "name": name, "experiment_dir": str(exp_dir), "metric": params.tune.metric, "mode": params.tune.mode,
         "trials": len(rows), "completed": [r["trial_id"] for r in rows if r["completed"]],
         "stopped_early": [r["trial_id"] for r in rows if r["stopped_early"]],
-        "failed": [r["trial_id"] for r in rows if r["status"] == "ERROR"],
+        "failed": [{"trial_id": r["trial_id"], "error": r.get("error")} for r in rows if r["status"] == "ERROR"],
         "best": None if best is None else {"trial_id": best["trial_id"], "score": best["score"],
                                            "config": {k: best[k] for k in params.tune.space}},
         "files": files, **extra,
@@ -236,7 +254,9 @@ def _finish(rows: list[dict], params: Params, name: str, exp_dir: Path, **extra)
     atomic_write_json(out, summary)
     summary["files"]["summary"] = str(out)
     if summary["best"] is None:
-        raise RunFailed(f"tune search '{name}': no trial reported tune.metric '{params.tune.metric}'; see "
+        errors = [r["error"] for r in rows if r.get("error")]
+        cause = f" (first trial error: {errors[0]})" if errors else ""
+        raise RunFailed(f"tune search '{name}': no trial reported tune.metric '{params.tune.metric}'{cause}; see "
                         f"{resolve_path(params.tune.out_dir) / 'trials.md'} and {exp_dir}")
     return summary
 
@@ -254,7 +274,8 @@ def run_tune(params: Params, resume: bool = False) -> dict:
     """
     t0 = time.time()
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per epoch is intended
-    check_space(params)  # bad spaces fail here, before Ray or any trial starts
+    check_space(params)  # bad spaces and metrics fail here, before Ray or any trial starts
+    check_metric(params)
     params, name, exp_dir = _locate(params)
     if _is_complete(exp_dir):  # finished before: only the outputs are rewritten
         state = read_json(exp_dir / STATE_FILE) or {}

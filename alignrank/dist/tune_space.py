@@ -66,6 +66,30 @@ def check_space(params: Params) -> None:
                 raise ParamsError(f"tune.space.{key}: value {value!r} is out of range ({e})") from None
 
 
+def reported_metrics(params: Params) -> list[str]:
+    """The per-epoch metrics a trial of ``tune.variant`` reports (what ``tune.metric`` may name).
+
+    Validation metrics (``val/map50_95`` ... and their short aliases ``map50_95`` ...) and the train /
+    val loss items of the variant's criterion (``train/cal_loss`` for RCQ, ``train/cls_loss`` for v8).
+    """
+    from alignrank.nn.model import build_model
+    from alignrank.tracking.names import ALIASES
+
+    model = build_model(params.tune.variant, scale=params.model.scale, nc=80, model_params=params.model,
+                        loss_params=params.loss)
+    losses = model.init_criterion().loss_names
+    val = [k for k in ALIASES if k != "val/fitness"]  # ultralytics' per-epoch metrics carry no fitness
+    return [*(ALIASES[k] for k in val), *val, *(f"{s}/{n}" for s in ("train", "val") for n in losses)]
+
+
+def check_metric(params: Params) -> None:
+    """Fail before any trial when ``tune.metric`` is not a metric the tuned variant reports."""
+    names = reported_metrics(params)
+    if params.tune.metric not in names:
+        raise ParamsError(f"tune.metric: '{params.tune.metric}' is not reported by variant '{params.tune.variant}'; "
+                          f"use one of: {', '.join(names)}")
+
+
 def domain(spec: SpaceParam, tp: type):
     """The Ray Tune sampler of one distribution (``int`` bounds are inclusive)."""
     from ray import tune

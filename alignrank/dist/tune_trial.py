@@ -4,16 +4,19 @@ A trial trains the sampled configuration once per seed of ``tune.seeds``:
 
 * one seed (the default): in the trial's process; its MLflow run (nested under the search's) IS the
   training run (params with the sampled values as dotted keys, per-epoch and final metrics);
-* several seeds: one child process per seed, all at once (the trial reserves ``ray.cpus_per_run`` x
-  seeds CPUs), each a full training run tracked as an MLflow run nested under the trial's run. The
-  trial reports to Tune, at each epoch, the MEAN over the seeds (so ASHA compares configurations, not
-  lucky seeds) and logs those means to its own run. Children are seed-exact (own process, own RNG).
+* several seeds: one child process per seed (:mod:`alignrank.dist.tune_seeds`), all at once (the trial
+  reserves ``ray.cpus_per_run`` x seeds CPUs), each a full training run tracked as an MLflow run nested
+  under the trial's run. The trial reports to Tune, at each epoch, the MEAN over the seeds (so ASHA
+  compares configurations, not lucky seeds) and logs those means to its own run. Children are
+  seed-exact (own process, own RNG), unlike seeds interleaved in one process.
 
 Every epoch the trial reports ``epoch``, the metrics (``map50_95``, losses ...), the live criterion's
 hyper-parameters (``hp/loss.margin`` ..., read from the loss object by the epoch hook, not from
-params) and a Tune checkpoint holding each seed's ``last.pt``. A trial restarted by Tune (failure
-retry) copies them back into its run folders, and ``train`` resumes from there through our trainer.
-Trial starts are appended to ``<experiment>/trial_events.jsonl`` (``start`` / ``restore``).
+params) and a Tune checkpoint holding each seed's ``last.pt``. The last epoch is reported only once
+``train`` has returned (with ``final/*`` metrics), since Tune stops a trial that reaches ``max_t``. A
+trial restarted by Tune (failure retry, ``--resume``) copies the checkpoint back into its run folders
+and ``train`` resumes from there through our trainer. Trial starts are appended to
+``<experiment>/trial_events.jsonl`` (``start`` / ``restore`` / ``end``; the driver adds the outcomes).
 
 Examples:
     >>> # tune.with_parameters(trainable, ctx=TrialContext(params, factory, parent_run_id, exp_dir))
@@ -27,10 +30,7 @@ import math
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ from alignrank.config import flatten, params_dict
 from alignrank.config.schema import Params
 from alignrank.dist.tune_space import sampled_overrides, trial_params
 from alignrank.engine.rundir import atomic_write_json, checkpoint_epoch, read_json
-from alignrank.errors import RunFailed, UsageError
+from alignrank.errors import UsageError
 
 EVENTS = "trial_events.jsonl"
 POLL_S = 0.5
@@ -125,7 +125,8 @@ class TrialRuns:
                 if not src.is_file() or (self.dirs[s] / "done.json").is_file():
                     continue
                 have = checkpoint_epoch(dst) if dst.is_file() else None
-                if have is None or have < (checkpoint_epoch(src) or -1):
+                got = checkpoint_epoch(src)
+                if got is not None and (have is None or have < got):
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     tmp = dst.with_name(".last.pt.restore")
                     shutil.copyfile(src, tmp)
@@ -189,6 +190,8 @@ class TrialRuns:
         flat = flatten(params_dict(self.params[self.seeds[0]]))
         flat.pop("train.seed")  # the trial's run stands for every seed (tune.seeds); each seed has its own run
         tracker.log_params(flat)
+        from alignrank.dist.tune_seeds import SeedChild
+
         children = {s: SeedChild(self, s) for s in self.seeds}
         epochs: dict[int, dict[int, dict]] = {}
         try:
@@ -214,18 +217,13 @@ class TrialRuns:
         return {**final, "seed_runs": {str(s): c.final for s, c in children.items()}}
 
     def finish(self, final: Mapping[str, Any]) -> None:
-        """Report the held-back last epoch plus the final metrics (``final/<name>``).
-
-        A run found already trained (``done.json``) reported no epoch: its final metrics stand in.
-        """
+        """Report the held-back last epoch plus the final metrics (``final/<name>``)."""
         final = {k: v for k, v in final.items() if k != "seed_runs"}
         if self.pending is not None:
             epoch, metrics = self.pending
-        elif self.reported == 0:  # cached: the last epoch's metrics from the runs' status.json
+        else:  # some run was trained before (done.json): the last epoch's metrics from the runs' status.json
             epoch = self.ctx.params.tune.epochs
             metrics = {**final, **_mean([(read_json(d / "status.json") or {}).get("metrics", {}) for d in self.dirs.values()])}
-        else:
-            return
         self._tune_report(epoch, {**metrics, **{f"final/{k}": v for k, v in _numeric(final).items()}})
 
 
@@ -236,151 +234,10 @@ def _mean(rows: list[Mapping[str, Any]]) -> dict[str, float]:
     return {k: math.fsum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
 
 
-class SeedChild:
-    """One seed's training run in a child process (``python -m alignrank.dist.tune_trial SPEC``).
-
-    The child trains through :func:`alignrank.engine.run.execute` with a tracker that relays calls to
-    a JSON-lines file, which the trial forwards to the seed's MLflow run (the child needs no Ray or
-    MLflow connection). The child exits when the trial's process dies.
-    """
-
-    def __init__(self, runs: TrialRuns, seed: int) -> None:
-        self.runs, self.seed = runs, seed
-        self.dir = runs.root / f"seed{seed}"
-        self.relay = self.dir / "relay.jsonl"
-        self.proc: Optional[subprocess.Popen] = None
-        self.pos = 0
-        self.final: dict = {}
-        self.finished = False
-        self.tracker = None
-
-    def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.relay.unlink(missing_ok=True)
-        spec = self.dir / "spec.json"
-        atomic_write_json(spec, {"params": params_dict(self.runs.params[self.seed]), "relay": str(self.relay),
-                                 "parent_pid": os.getpid()})
-        self.tracker = self.runs.ctx.factory.open(
-            run_name=f"tune-{self.runs.trial_id}-s{self.seed}", parent_run_id=self.runs.run_id,
-            run_id=(read_json(self.dir / "run.json") or {}).get("mlflow_run_id"),
-            tags={"tune_trial": self.runs.trial_id, "kind": "tune-seed", "seed": self.seed})
-        atomic_write_json(self.dir / "run.json", {"mlflow_run_id": self.tracker.run_id})
-        log = open(self.dir / "child.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "alignrank.dist.tune_trial", str(spec)],
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-
-    def poll(self) -> list[tuple[int, dict]]:
-        """Forward new relay lines to the seed's tracker; return the epochs reported since the last poll."""
-        out = []
-        if self.relay.is_file():
-            with open(self.relay, "rb") as f:
-                f.seek(self.pos)
-                data = f.read()
-            end = data.rfind(b"\n") + 1
-            self.pos += end
-            for line in data[:end].decode().splitlines():
-                msg = json.loads(line)
-                m, a = msg["m"], msg["a"]
-                if m == "report":
-                    out.append((int(a[0]), a[1]))
-                elif m == "final":
-                    self.final = a[0]
-                elif m == "error":
-                    raise RunFailed(f"trial {self.runs.trial_id} seed {self.seed}: {a[0]}")
-                elif m == "log_artifact":
-                    self.tracker.log_artifact(*a)
-                else:
-                    getattr(self.tracker, m)(*a)
-        if self.proc is not None and self.proc.poll() is not None and not self.finished:
-            if self.proc.returncode != 0:
-                raise RunFailed(f"trial {self.runs.trial_id} seed {self.seed}: child exited with "
-                                f"{self.proc.returncode}; see {self.dir / 'child.log'}")
-            if out or self._pending():
-                return out  # drain the rest next poll
-            self.finished = True
-            self.tracker.end("FINISHED")
-        return out
-
-    def _pending(self) -> bool:
-        return self.relay.is_file() and self.relay.stat().st_size > self.pos
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
-            if self.proc.poll() is None:
-                self.proc.kill()
-        if self.tracker is not None and not self.finished:
-            with contextlib.suppress(Exception):
-                self.tracker.end("KILLED")
-
-
-class RelayTracker:
-    """Child side: a :class:`~alignrank.tracking.base.Tracker` that appends its calls to a JSON-lines file."""
-
-    run_id = None
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def _put(self, m: str, *a: Any) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (json.dumps({"m": m, "a": a}, default=str) + "\n").encode())
-        finally:
-            os.close(fd)
-
-    def log_params(self, params):
-        self._put("log_params", dict(params))
-
-    def set_tags(self, tags):
-        self._put("set_tags", dict(tags))
-
-    def log_metrics(self, metrics, step=None):
-        self._put("log_metrics", {k: float(v) for k, v in metrics.items()}, step)
-
-    def log_artifact(self, path, artifact_path=None):
-        self._put("log_artifact", str(Path(path).resolve()), artifact_path)
-
-    def end(self, status="FINISHED"):
-        pass  # the trial ends the seed's run once the child exited
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit this child as soon as the trial process that started it is gone (ASHA stop, crash)."""
-
-    def loop() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(3)
-            time.sleep(1.0)
-
-    threading.Thread(target=loop, daemon=True).start()
-
-
-def seed_main(spec_path: str) -> int:
-    """Entry point of a seed child process."""
-    import alignrank  # noqa: F401  (offline env)
-    from alignrank.config.load import build_params
-    from alignrank.engine.run import train
-
-    spec = json.loads(Path(spec_path).read_text())
-    _watch_parent(int(spec["parent_pid"]))
-    relay = RelayTracker(spec["relay"])
-    try:
-        final = train(build_params(spec["params"]), relay, report=lambda e, m: relay._put("report", e, _numeric(m)))
-    except BaseException as e:  # noqa: BLE001 - relayed as one line, then non-zero exit
-        relay._put("error", (str(e).splitlines() or [type(e).__name__])[0][:300])
-        raise
-    relay._put("final", _numeric(final))
-    return 0
-
-
 def trainable(config: dict, ctx: TrialContext) -> None:
     """The Ray Tune function trainable (see the module docstring)."""
     import alignrank  # noqa: F401  (offline env in the trial's worker)
+    import ray
     from ray import tune
 
     trial_id = tune.get_context().get_trial_id()
@@ -388,7 +245,7 @@ def trainable(config: dict, ctx: TrialContext) -> None:
     checkpoint = tune.get_checkpoint()
     meta = runs.restore(checkpoint)
     log_event(ctx.exp_dir, trial_id=trial_id, event="restore" if checkpoint is not None else "start",
-              epoch=(meta or {}).get("epoch", 0), sampled=runs.sampled)
+              epoch=(meta or {}).get("epoch", 0), sampled=runs.sampled, node_id=ray.get_runtime_context().get_node_id())
     tracker = runs.open_tracker()
     try:
         final = runs.train_single(tracker) if len(runs.seeds) == 1 else runs.train_seeds(tracker)
@@ -402,7 +259,3 @@ def trainable(config: dict, ctx: TrialContext) -> None:
     tracker.end("FINISHED")
     log_event(ctx.exp_dir, trial_id=trial_id, event="end")
     runs.finish(final)  # last: Tune stops the trial (SystemExit) once it has the final epoch
-
-
-if __name__ == "__main__":  # seed child: python -m alignrank.dist.tune_trial SPEC
-    sys.exit(seed_main(sys.argv[1]))

@@ -4,7 +4,9 @@
 
 * ``kill:<run-prefix>:<epoch>`` - after epoch ``<epoch>`` is saved, SIGKILL the worker process, on the
   run's first attempt only (a marker file in the run folder remembers it): a dying worker;
-* ``raise:<run-prefix>`` - raise at the start of every attempt: a run that fails for good.
+* ``raise:<run-prefix>`` - raise at the start of every attempt: a run that fails for good;
+* ``hold:<run-prefix>:<epoch>`` - after epoch ``<epoch>`` is saved, sleep (up to 10 min) on the first
+  attempt only: a long run to interrupt (Ctrl-C drills).
 
 Examples:
     >>> parse("kill:baseline-s0:1,raise:csd")
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 ENV = "ALIGNRANK_FAULT"
@@ -39,8 +42,11 @@ def inject(run_dir: Path, *, epoch: int | None = None) -> None:
             continue
         if action == "raise" and epoch is None:
             raise RuntimeError(f"injected failure ({ENV}={spec})")
-        if action == "kill" and epoch is not None and epoch == at:
-            marker = Path(run_dir) / f".fault-killed-{epoch}"
-            if not marker.exists():
-                marker.touch()
+        if action in ("kill", "hold") and epoch is not None and epoch == at:
+            marker = Path(run_dir) / f".fault-{action}-{epoch}"
+            if marker.exists():
+                continue
+            marker.touch()
+            if action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(600)

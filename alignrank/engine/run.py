@@ -186,7 +186,8 @@ def summary(rd: RunDir, *, cached: bool) -> dict:
     meta = rd.meta()
     return {
         "variant": d.get("variant", meta.get("variant")), "seed": d.get("seed", meta.get("seed")), "run": rd.name,
-        "run_dir": str(rd.path), "weights": str(rd.weights), "mlflow_run_id": d.get("mlflow_run_id", meta.get("mlflow_run_id")),
+        "run_dir": str(rd.path), "weights": str(rd.weights),
+        "mlflow_run_id": d.get("mlflow_run_id", meta.get("mlflow_run_id")),
         "status": "done" if d else "incomplete", "cached": cached, "metrics": d.get("metrics", {}),
     }
 

@@ -69,13 +69,15 @@ def get_or_create_experiment(client, name: str, *, uri: str, artifact_root: str 
         return exp_id
     location = None
     if artifact_root:
-        location = (Path(artifact_root) / name).resolve().as_uri() if "://" not in artifact_root else f"{artifact_root}/{name}"
+        local = "://" not in artifact_root
+        location = (Path(artifact_root) / name).resolve().as_uri() if local else f"{artifact_root}/{name}"
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:  # noqa: BLE001 - a concurrent creator won the race, or a transient error
         exp_id = _retry(f"get experiment '{name}'", get, uri=uri)
         if exp_id is None:
-            return _retry(f"create experiment '{name}'", lambda: client.create_experiment(name, artifact_location=location), uri=uri)
+            return _retry(f"create experiment '{name}'",
+                          lambda: client.create_experiment(name, artifact_location=location), uri=uri)
         return exp_id
 
 
@@ -132,7 +134,8 @@ class MlflowTracker:
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
-        run = _retry("create run", lambda: client.create_run(exp_id, tags=all_tags, run_name=run_name), uri=tracking_uri)
+        run = _retry("create run", lambda: client.create_run(exp_id, tags=all_tags, run_name=run_name),
+                     uri=tracking_uri)
         return cls(client, run.info.run_id, uri=tracking_uri)
 
     def _batch(self, what: str, **kw) -> None:
@@ -165,8 +168,8 @@ class MlflowTracker:
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
         """Upload one file (retried)."""
-        _retry(f"log artifact {Path(path).name}", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
-               uri=self.uri)
+        _retry(f"log artifact {Path(path).name}",
+               lambda: self.client.log_artifact(self.run_id, str(path), artifact_path), uri=self.uri)
 
     def end(self, status: str = "FINISHED") -> None:
         """Terminate the run (idempotent). MLflow prints "View run" links: sent to stderr, stdout stays clean."""

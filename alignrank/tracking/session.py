@@ -1,7 +1,8 @@
 """Tracking sessions: a picklable ``TrackerFactory`` that every process of a job opens its runs with.
 
-* Embedded store (local SQLite) + Ray running: runs are written by ONE :class:`~alignrank.tracking.writer.TrackingWriter`
-  actor on the driver's node; the factory hands out :class:`~alignrank.tracking.writer.ActorTracker` s.
+* Embedded store (local SQLite) + Ray running: runs are written by ONE
+  :class:`~alignrank.tracking.writer.TrackingWriter` actor on the driver's node; the factory hands out
+  :class:`~alignrank.tracking.writer.ActorTracker` s.
 * Remote tracking URI (``mlflow.tracking_uri`` or env ``MLFLOW_TRACKING_URI``), or a single process: each
   process logs straight to the store with :class:`~alignrank.tracking.mlflow_tracker.MlflowTracker`.
 

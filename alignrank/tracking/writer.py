@@ -94,7 +94,8 @@ def _get(ref, what: str):
     try:
         return ray.get(ref, timeout=CALL_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
-        raise TrackingError(f"tracking writer: {what} timed out after {CALL_TIMEOUT_S:.0f}s; re-run the sweep") from None
+        raise TrackingError(f"tracking writer: {what} timed out after {CALL_TIMEOUT_S:.0f}s; re-run the sweep") \
+            from None
     except ray.exceptions.RayTaskError as e:  # (Ray re-raises it as a subclass of the cause: catch it first)
         cause = getattr(e, "cause", None) or e
         if isinstance(cause, TrackingError):

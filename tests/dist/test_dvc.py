@@ -26,7 +26,8 @@ def _project(root: Path) -> Path:
     shutil.copytree(REPO / "alignrank", root / "alignrank", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in ("data", "train")}}, sort_keys=False))
+    pipeline = {"stages": {k: stages[k] for k in ("data", "train")}}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     p["data"].update(num_train=16, num_val=8, imgsz=128)
     p["train"].update(imgsz=64, epochs=1, batch=8)

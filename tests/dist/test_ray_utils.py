@@ -43,3 +43,8 @@ def test_ray_client_with_embedded_store_is_refused(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(UsageError, match="set mlflow.tracking_uri"):
         run_sweep(load_params(None, {"ray.address": "ray://127.0.0.1:10001"}))
+
+
+def test_gpu_device_without_reserved_gpus_is_refused():
+    with pytest.raises(UsageError, match="ray.gpus_per_run=0"):
+        run_sweep(load_params(None, {"train.device": "cuda", "ray.gpus_per_run": 0}))

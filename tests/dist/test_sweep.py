@@ -50,7 +50,8 @@ def test_sweep_tracks_nested_runs_reuses_finished_and_reruns_only_new(tiny_data,
         assert child.data.params["train.threads"] == "1"  # = ray.cpus_per_run
     assert len(runs) == 3
     listed = list_runs(p)
-    assert [(r["variant"], r["seed"], r["status"]) for r in listed] == [("baseline", 0, "done"), ("baseline", 1, "done")]
+    assert [(r["variant"], r["seed"], r["status"]) for r in listed] == [("baseline", 0, "done"),
+                                                                         ("baseline", 1, "done")]
     assert all(RunDir(tmp_path / r["run_dir"]).weights.is_file() for r in listed)
     assert read_json(tmp_path / "runs" / "sweep.json")["parent_run_id"] == s["parent_run_id"]
 
@@ -89,6 +90,7 @@ def test_killed_worker_is_retried_and_resumes_hard_failure_is_reported(tiny_data
 
 @pytest.mark.reliability
 def test_ctrl_c_cancels_then_rerun_resumes(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALIGNRANK_FAULT", "hold:baseline-s0:1")  # the run waits after epoch 1 (first attempt)
     p = sweep_params(tiny_data, tmp_path, **{"train.epochs": 2, "sweep.seeds": [0]})
     orig = progress_mod.Progress.poll
 
@@ -107,4 +109,5 @@ def test_ctrl_c_cancels_then_rerun_resumes(tiny_data, tmp_path, monkeypatch):
     s = run_sweep(p)
     (run,) = s["runs"]
     assert s["failed"] == [] and run["status"] == "done"
-    assert RunDir(tmp_path / run["run_dir"]).meta()["attempts"] == 2
+    meta = RunDir(tmp_path / run["run_dir"]).meta()
+    assert meta["attempts"] == 2 and meta["start_state"] == "resume"  # the cancelled run resumed from epoch 1

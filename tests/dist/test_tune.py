@@ -19,6 +19,7 @@ import pytest
 from alignrank.config import load_params, with_overrides
 from alignrank.dist.tune_trial import read_events
 from tests.conftest import REPO, tiny_overrides
+from tests.dist.test_cluster import two_node_cluster  # noqa: F401  (fixture)
 
 SEARCH = {
     "tune.variant": "full", "tune.num_samples": 4, "tune.epochs": 2, "tune.max_concurrent": 2,
@@ -48,6 +49,7 @@ def test_search_asha_mlflow_best(tiny_params, tmp_path, monkeypatch):
     p = with_overrides(tiny_params, {**SEARCH, "tune.scheduler": "asha", "tune.grace_period": 1,
                                      "tune.reduction_factor": 100.0, "tune.max_failures": 1})
     monkeypatch.setenv("ALIGNRANK_FAULT", "kill:full-s0:1")  # every run's worker dies once, after epoch 1
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the embedded store under tmp_path
     s = run_tune(p)
     exp_dir = Path(s["experiment_dir"])
 
@@ -157,8 +159,10 @@ run_tune(p)
 """
 
 
-def test_interrupt_and_resume(tiny_params, tmp_path):
+def test_interrupt_and_resume(tiny_params, tmp_path, monkeypatch):
     from alignrank.dist.tune import run_tune, search_status
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     overrides = {**tiny_overrides(tiny_params.data.root, tmp_path), **SEARCH, "tune.scheduler": "none"}
     p = load_params(REPO / "params.yaml", overrides)
@@ -216,9 +220,11 @@ def test_interrupt_and_resume(tiny_params, tmp_path):
     assert Path(s["experiment_dir"]) == exp_dirs[0]
 
 
-def test_seeds_are_trained_apart_and_reported_as_their_mean(tiny_params, tmp_path):
+def test_seeds_are_trained_apart_and_reported_as_their_mean(tiny_params, tmp_path, monkeypatch):
     """tune.seeds=[0, 1]: one child process per seed, the trial reports the per-epoch mean."""
     from alignrank.dist.tune import run_tune
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     p = with_overrides(tiny_params, {**SEARCH, "tune.num_samples": 1, "tune.epochs": 1, "tune.seeds": [0, 1],
                                      "tune.scheduler": "none", "tune.search": "random"})
@@ -243,3 +249,24 @@ def test_seeds_are_trained_apart_and_reported_as_their_mean(tiny_params, tmp_pat
     assert all(r.info.status == "FINISHED" for r in (trial, *children))
     assert trial.data.metrics["train/cal_loss"] == pytest.approx(result["train/cal_loss"])
     assert "train.seed" not in trial.data.params and trial.data.params["loss.margin"] == children[0].data.params["loss.margin"]
+
+
+@pytest.mark.long
+def test_search_on_a_two_node_cluster_by_address(two_node_cluster, tiny_data, tmp_path):
+    """`alignrank tune` with ray.address = a running 2-node cluster: trials spread over both nodes."""
+    from tests.dist.test_cluster import AUTH
+
+    sets = {**tiny_overrides(tiny_data, tmp_path), **SEARCH, "tune.num_samples": 2, "tune.epochs": 1,
+            "tune.scheduler": "none", "ray.address": two_node_cluster}
+    sets.pop("ray.num_cpus")
+    cmd = [sys.executable, "-m", "alignrank.cli", "tune", "--params", str(REPO / "params.yaml")]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    r = subprocess.run(cmd, env={**env, **AUTH, "ALIGNRANK_ROOT": str(tmp_path)}, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(r.stdout)
+    assert s["trials"] == 2 and len(s["completed"]) == 2 and Path(s["files"]["best"]).is_file()
+    nodes = {e["node_id"] for e in read_events(Path(s["experiment_dir"])) if e["event"] == "start"}
+    assert len(nodes) == 2  # 1 CPU per node, 2 concurrent trials: both nodes trained

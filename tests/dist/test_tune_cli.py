@@ -22,6 +22,9 @@ runner = CliRunner()
       "tune.space.model.csd_points.high=8"], "integer param; use type int"),
     (["tune.space.data.seed.type=int", "tune.space.data.seed.low=0", "tune.space.data.seed.high=3"],
      "not a training setting"),
+    (["tune.metric=nope"], "tune.metric: 'nope' is not reported by variant 'full'; use one of: map50_95, "),
+    (["tune.metric=train/cal_loss", "tune.variant=baseline"], "tune.metric: 'train/cal_loss' is not reported by "
+                                                             "variant 'baseline'"),
 ])
 def test_bad_space_exit_2_one_line_no_ray(sets, msg, monkeypatch):
     import ray

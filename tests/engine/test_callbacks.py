@@ -36,7 +36,8 @@ def test_epoch_metrics_reach_tracker_report_status_and_stream(tmp_path):
     assert m["val/map50_95"] == 0.2 and m["val/map50"] == 0.3 and m["val/box_loss"] == 1.5
     assert m["train/rank_loss"] == 0.5 and m["lr/pg0"] == 0.01 and m["time/epoch_s"] == 2.0  # losses by name
     assert all("(" not in k for k in m)
-    assert [e for e, _ in reported] == [1, 2, 3] and reported[1][1]["map50_95"] == pytest.approx(0.21)  # key tune optimises
+    assert [e for e, _ in reported] == [1, 2, 3]
+    assert reported[1][1]["map50_95"] == pytest.approx(0.21)  # the key Ray Tune optimises
     assert cb.best_epoch == 2
     st = read_json(RunDir(tmp_path / "r").status_json)
     assert st["state"] == "running" and st["epoch"] == 3 and st["metrics"]["map50_95"] == pytest.approx(0.22)
