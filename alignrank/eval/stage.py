@@ -3,7 +3,7 @@
 For each run listed by :func:`alignrank.dist.sweep.list_runs` (``variant``, ``seed``, ``run_dir``,
 ``weights``, ``mlflow_run_id``) whose ``best.pt`` exists:
 
-* ``<run_dir>/eval/predictions.json`` (post-NMS, COCO results), ``candidates.npz`` (pre-NMS),
+* ``outputs/eval/cache/<run name>/predictions.json`` (post-NMS, COCO results), ``candidates.npz`` (pre-NMS),
   ``score_iou.npz`` (matched candidates), ``metrics.json`` (all numbers + reliability bins + a stamp),
   ``reliability.png``; a run whose stamp (checkpoint sha256, ``eval`` params, ground-truth sha256)
   is unchanged is not re-evaluated;
@@ -48,28 +48,10 @@ def _resolve(p: str | Path) -> Path:
 
 
 def list_runs(params: Params) -> list[dict]:
-    """Runs of the sweep (the sweep's :func:`list_runs`; a local fallback while it is not there)."""
-    try:
-        from alignrank.dist.sweep import list_runs as sweep_list_runs
-    except ImportError as e:
-        if getattr(e, "name", None) not in ("alignrank.dist.sweep", None) and "list_runs" not in str(e):
-            raise
-        sweep_list_runs = _list_runs_fallback
+    """Runs of the sweep (see :func:`alignrank.dist.sweep.list_runs`)."""
+    from alignrank.dist.sweep import list_runs as sweep_list_runs
+
     return list(sweep_list_runs(params))
-
-
-def _list_runs_fallback(params: Params) -> list[dict]:
-    from alignrank.config import with_overrides
-    from alignrank.dist.cache import run_dir, run_key
-    from alignrank.engine.run import summary
-    from alignrank.engine.rundir import RunDir
-
-    runs = []
-    for v in params.sweep.variants:
-        for s in params.sweep.seeds:
-            p = with_overrides(params, {"train.variant": v, "train.seed": s})
-            runs.append(summary(RunDir(run_dir(p, run_key(p))), cached=True))
-    return runs
 
 
 def _sha256(path: Path) -> str:
@@ -102,7 +84,7 @@ def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Pa
     from alignrank.eval.predict import predict_split
 
     weights = Path(run["weights"])
-    eval_dir = Path(run["run_dir"]) / "eval"
+    eval_dir = eval_root() / "cache" / Path(run["run_dir"]).name  # never inside the train stage's outputs
     if not weights.is_file():
         return {"status": "missing", "eval_dir": str(eval_dir), "error": f"{weights}: checkpoint not found"}
     stamp = {"weights_sha256": _sha256(weights), "eval": to_dict(params.eval), "gt_sha256": gt_sha}

@@ -27,7 +27,7 @@ def test_trained_checkpoint_to_report(tiny_params, tiny_data, tmp_path, monkeypa
     monkeypatch.setattr(stage, "list_runs", lambda p: [run])
     out = stage.run_evaluate(params, track=False)
     assert out["evaluated"] == 1
-    m = json.loads((run_dir / "eval" / "metrics.json").read_text())["metrics"]
+    m = json.loads((stage.eval_root() / "cache" / run_dir.name / "metrics.json").read_text())["metrics"]
     assert m["num_images"] == params.data.num_val and m["num_preds"] > 0 and 0 <= m["AP"] <= 1
     _same_as_ultralytics_validator(run_dir, tiny_data, tmp_path)
     rep = run_report(params)
@@ -45,7 +45,7 @@ def _same_as_ultralytics_validator(run_dir: Path, data: Path, tmp_path: Path) ->
         plots=False, rect=False, project=str(tmp_path / "val"), name="v", exist_ok=True, verbose=False)
     ids = yaml.safe_load((data / "dataset.yaml").read_text())["category_ids"]
     theirs = json.loads((tmp_path / "val" / "v" / "predictions.json").read_text())
-    ours = json.loads((run_dir / "eval" / "predictions.json").read_text())
+    ours = json.loads((stage.eval_root() / "cache" / run_dir.name / "predictions.json").read_text())
     gt = json.loads((data / "annotations" / "instances_val.json").read_text())
     by_stem = {Path(im["file_name"]).stem: im["id"] for im in gt["images"]}
 

@@ -68,7 +68,7 @@ def test_run_evaluate_writes_files_summary_and_tracks(fake_runs, tmp_path):
     out = stage.run_evaluate(params, open_tracker=lambda p, run_id: FakeTracker(calls, run_id))
     assert out["evaluated"] == 2 and out["cached"] == 0 and len(out["missing"]) == 2
     assert "csd-s0: run not finished" in out["missing"][0] and "rcq-s0" in out["missing"][1]
-    ev = Path(runs[0]["run_dir"]) / "eval"
+    ev = stage.eval_root() / "cache" / Path(runs[0]["run_dir"]).name
     preds = json.loads((ev / "predictions.json").read_text())
     gt = json.loads(Path(read_dataset_yaml(params.data.root)["_val_json"]).read_text())
     assert preds and {p["image_id"] for p in preds} <= {im["id"] for im in gt["images"]}
