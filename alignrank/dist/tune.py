@@ -68,7 +68,8 @@ def search_name(params: Params, fingerprint: str) -> str:
     from alignrank.dist.cache import code_version
 
     d = params_dict(params)
-    keyed = {s: {k: v for k, v in d[s].items() if k not in _HASH_IGNORED.get(s, ())} for s in ("tune", "model", "loss", "train")}
+    keyed = {s: {k: v for k, v in d[s].items() if k not in _HASH_IGNORED.get(s, ())}
+             for s in ("tune", "model", "loss", "train")}
     return f"{params.tune.variant}-{params_hash({**keyed, 'data': fingerprint})}-{code_version()[:8]}"
 
 
@@ -126,7 +127,8 @@ def _searcher(params: Params):
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
-        return ConcurrencyLimiter(OptunaSearch(metric=t.metric, mode=t.mode, seed=t.search_seed), max_concurrent=t.max_concurrent)
+        optuna = OptunaSearch(metric=t.metric, mode=t.mode, seed=t.search_seed)  # TPE sampler
+        return ConcurrencyLimiter(optuna, max_concurrent=t.max_concurrent)
     from ray.tune.search import BasicVariantGenerator
 
     return BasicVariantGenerator(max_concurrent=t.max_concurrent, random_state=t.search_seed)
@@ -273,7 +275,8 @@ def run_tune(params: Params, resume: bool = False) -> dict:
         resume, or an interrupted search without ``--resume``. AlignRankError: interrupted (Ctrl-C).
     """
     t0 = time.time()
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # a checkpoint per epoch is intended
+    # one checkpoint per epoch is intended: no snapshot-frequency warnings
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     check_space(params)  # bad spaces and metrics fail here, before Ray or any trial starts
     check_metric(params)
     params, name, exp_dir = _locate(params)
@@ -335,7 +338,8 @@ def _search(params: Params, base: Params, name: str, storage: Path, state: dict,
             status = "FINISHED"
             return summary
         except KeyboardInterrupt:
-            raise AlignRankError(f"tune search '{name}' interrupted; continue it with `alignrank tune --resume`") from None
+            raise AlignRankError(f"tune search '{name}' interrupted; "
+                                 f"continue it with `alignrank tune --resume`") from None
         finally:
             ACTIVE.pop(name, None)
             with contextlib.suppress(Exception):

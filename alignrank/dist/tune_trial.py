@@ -223,7 +223,8 @@ class TrialRuns:
             epoch, metrics = self.pending
         else:  # some run was trained before (done.json): the last epoch's metrics from the runs' status.json
             epoch = self.ctx.params.tune.epochs
-            metrics = {**final, **_mean([(read_json(d / "status.json") or {}).get("metrics", {}) for d in self.dirs.values()])}
+            last = [(read_json(d / "status.json") or {}).get("metrics", {}) for d in self.dirs.values()]
+            metrics = {**final, **_mean(last)}
         self._tune_report(epoch, {**metrics, **{f"final/{k}": v for k, v in _numeric(final).items()}})
 
 

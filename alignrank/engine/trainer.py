@@ -14,6 +14,7 @@ Examples:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,21 @@ class AlignRankTrainer(DetectionTrainer):
         if weights is not None:
             model.load(weights, verbose=False)
         return model
+
+    def save_model(self) -> bool:
+        """Ultralytics' checkpoint save, made atomic: ``last.pt``/``best.pt`` are written under temp names and
+        then ``os.replace``d, so a run killed mid-save (Ctrl-C, a cancelled Ray task) keeps its previous
+        checkpoint and resumes from it instead of restarting."""
+        final = (self.last, self.best)
+        tmp = tuple(p.with_name(f".{p.name}.tmp") for p in final)
+        for t in tmp:
+            t.unlink(missing_ok=True)
+        self.last, self.best = tmp
+        try:
+            saved = super().save_model()
+        finally:
+            self.last, self.best = final
+        for t, p in zip(tmp, final):
+            if t.exists():
+                os.replace(t, p)
+        return saved

@@ -248,7 +248,8 @@ def test_seeds_are_trained_apart_and_reported_as_their_mean(tiny_params, tmp_pat
     assert sorted(r.data.params["train.seed"] for r in children) == ["0", "1"]
     assert all(r.info.status == "FINISHED" for r in (trial, *children))
     assert trial.data.metrics["train/cal_loss"] == pytest.approx(result["train/cal_loss"])
-    assert "train.seed" not in trial.data.params and trial.data.params["loss.margin"] == children[0].data.params["loss.margin"]
+    assert "train.seed" not in trial.data.params
+    assert trial.data.params["loss.margin"] == children[0].data.params["loss.margin"]
 
 
 @pytest.mark.long

@@ -51,7 +51,8 @@ def test_loguniform_samples_are_log_spread():
 
 
 @pytest.mark.parametrize("space, msg", [
-    ({"loss.margin": {"type": "uniform", "low": -0.1, "high": 0.5}}, "tune.space.loss.margin: value -0.1 is out of range"),
+    ({"loss.margin": {"type": "uniform", "low": -0.1, "high": 0.5}},
+     "tune.space.loss.margin: value -0.1 is out of range"),
     ({"loss.temperature": {"type": "uniform", "low": 0.0, "high": 1.0}}, "tune.space.loss.temperature: value 0.0"),
     ({"model.csd_points": {"type": "uniform", "low": 1, "high": 8}}, "integer param; use type int"),
     ({"model.csd_points": {"type": "choice", "values": [2, 2.5]}}, "2.5 is not an integer"),

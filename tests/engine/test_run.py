@@ -115,3 +115,22 @@ def test_cli_train_prints_epochs_and_json_and_tracks_one_mlflow_run(tiny_data, t
     assert sorted(x.name for x in tmp_path.iterdir()) == ["outputs"]  # nothing stray in the CWD/project root
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and json.loads(again.stdout)["cached"] is True
+
+
+def test_checkpoint_writes_are_atomic(tiny_params, monkeypatch):
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    p = with_overrides(tiny_params, {"train.variant": "baseline", "train.epochs": 2})
+    rd = RunDir(run_dir(p, run_key(p)))
+    with pytest.raises(Interrupt):
+        run_mod.train(p, RecordingTracker(), report=_stop_after_first_epoch)
+    before = rd.last.read_bytes()
+
+    def killed_mid_write(self):
+        self.last.write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DetectionTrainer, "save_model", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        run_mod.train(p, RecordingTracker())  # resumes epoch 2, dies while saving it
+    assert rd.last.read_bytes() == before and rd.state(epochs=2) == "resume"
