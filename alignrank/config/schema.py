@@ -32,9 +32,9 @@ class DataParams:
     source: Literal["synthetic", "coco2017"] = param("synthetic", help="synthetic (embedded default) or coco2017 (download)")
     root: str = param("data", help="output folder of the data stage (relative to the project root)")
     seed: int = param(0, ge=0, help="seed of the synthetic generator")
-    num_train: int = param(240, ge=1, help="synthetic: number of training images")
-    num_val: int = param(80, ge=1, help="synthetic: number of validation images")
-    imgsz: int = param(256, ge=32, le=4096, help="synthetic: image side in pixels")
+    num_train: int = param(200, ge=1, help="synthetic: number of training images")
+    num_val: int = param(64, ge=1, help="synthetic: number of validation images")
+    imgsz: int = param(192, ge=32, le=4096, help="synthetic: image side in pixels")
     num_classes: int = param(6, ge=1, le=8, help="synthetic: number of shape classes (max 8)")
     max_objects: int = param(12, ge=1, help="synthetic: most objects in one image")
     empty_fraction: float = param(0.05, ge=0.0, le=1.0, help="synthetic: fraction of images with no object")
@@ -84,9 +84,9 @@ class LossParams:
 class TrainParams:
     variant: str = param("full", choices=_variants, help="variant for `alignrank train`")
     seed: int = param(0, ge=0, help="seed for `alignrank train`")
-    epochs: int = param(12, ge=1, help="training epochs")
-    batch: int = param(16, ge=1, help="batch size")
-    imgsz: int = param(256, ge=32, help="training/validation image size (multiple of 32)")
+    epochs: int = param(10, ge=1, help="training epochs")
+    batch: int = param(8, ge=1, help="batch size (one optimizer step per batch: nbs = batch)")
+    imgsz: int = param(192, ge=32, help="training/validation image size (multiple of 32)")
     device: str = param("cpu", help="torch device: cpu | cuda | cuda:0 | 0,1 ...")
     workers: int = param(0, ge=0, help="dataloader workers per run (0 = main process)")
     optimizer: Literal["SGD", "AdamW", "Adam", "auto"] = param("AdamW", help="optimizer (ultralytics names)")
@@ -208,6 +208,13 @@ class RayParams:
 class MlflowParams:
     tracking_uri: Optional[str] = param(None, help="null = local SQLite under outputs/mlflow; else a server URI (env MLFLOW_TRACKING_URI wins)")
     experiment: str = param("alignrank", help="MLflow experiment name")
+
+    def check(self, prefix: str) -> None:
+        import re
+
+        if self.tracking_uri and re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*@", self.tracking_uri, re.I):
+            raise ParamsError(f"{prefix}.tracking_uri: must not contain credentials (user:password@); give them in "
+                              f"the environment (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD / MLFLOW_TRACKING_TOKEN)")
 
 
 @dataclass(frozen=True)
