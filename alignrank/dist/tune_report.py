@@ -32,8 +32,12 @@ BASE_COLUMNS = ("rank", "trial_id", "outcome", "epochs", "score")
 def _write_atomic(path: Path, data: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: no temp file left behind, the previous file kept
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -7,6 +7,8 @@
 * ``raise:<run-prefix>`` - raise at the start of every attempt: a run that fails for good;
 * ``hold:<run-prefix>:<epoch>`` - after epoch ``<epoch>`` is saved, sleep (up to 10 min) on the first
   attempt only: a long run to interrupt (Ctrl-C drills).
+* ``nan:<run-prefix>:<epoch>`` - at the start of (1-based) epoch ``<epoch>``, on every attempt, fill the
+  first weight of the model with NaN: a diverging run (the loss turns NaN on the next batch).
 
 Examples:
     >>> parse("kill:baseline-s0:1,raise:csd")
@@ -50,3 +52,20 @@ def inject(run_dir: Path, *, epoch: int | None = None) -> None:
             if action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(600)
+
+
+def nan_hook(run_dir: Path):
+    """``on_train_epoch_start`` callback applying the ``nan:<run-prefix>:<epoch>`` specs to the live model."""
+
+    def hook(trainer) -> None:
+        spec = os.environ.get(ENV)
+        if not spec:
+            return
+        for action, prefix, at in parse(spec):
+            if action == "nan" and Path(run_dir).name.startswith(prefix) and trainer.epoch + 1 == at:
+                import torch
+
+                with torch.no_grad():
+                    next(trainer.model.parameters()).fill_(float("nan"))
+
+    return hook

@@ -34,6 +34,7 @@ from alignrank.config.schema import Params
 from alignrank.dist.cache import RunKey, data_root, run_dir, run_key
 from alignrank.engine import faults
 from alignrank.engine.callbacks import EpochLogger, ReportFn
+from alignrank.engine.guards import FiniteLossGuard
 from alignrank.engine.rundir import RunDir, atomic_write_json, atomic_write_text, read_json
 from alignrank.errors import DataError
 from alignrank.tracking.base import Tracker
@@ -101,6 +102,8 @@ def _fit(params: Params, tracker: Tracker, rd: RunDir, *, resume: bool, report: 
             trainer = AlignRankTrainer(params, overrides)
             tracker.set_tags({"device": str(trainer.device)})
             trainer.add_callback("on_fit_epoch_end", cb)
+            trainer.add_callback("on_train_batch_end", FiniteLossGuard(run_name=rd.name, last=rd.last))
+            trainer.add_callback("on_train_epoch_start", faults.nan_hook(rd.path))  # inert unless ALIGNRANK_FAULT
             trainer.train()
     finally:
         torch.set_num_threads(threads)

@@ -269,9 +269,13 @@ def _write_json(path: Path, obj: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: no temp file left behind, the previous file kept
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _table(result: dict) -> str:

@@ -58,8 +58,12 @@ def _hardware() -> dict[str, Any]:
 def _atomic_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: no temp file left behind, the previous file kept
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -39,6 +39,17 @@ _NO_RETRY = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALR
              "PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_STATE"}
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with any ``user:password@`` replaced by ``***@`` (safe for messages and logs).
+
+    >>> redact_uri("http://bob:s3cret@127.0.0.1:5000")
+    'http://***@127.0.0.1:5000'
+    """
+    import re
+
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1***@", str(uri), flags=re.I)
+
+
 def _retry(what: str, fn: Callable[[], T], *, uri: str, base: float = 0.25) -> T:
     """Call ``fn`` with jittered exponential back-off (``RETRY_ATTEMPTS`` tries) on transient failures."""
     attempts = RETRY_ATTEMPTS
@@ -50,7 +61,8 @@ def _retry(what: str, fn: Callable[[], T], *, uri: str, base: float = 0.25) -> T
             if code in _NO_RETRY or i == attempts - 1:
                 msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
                 raise TrackingError(
-                    f"MLflow at {uri}: {what} failed ({msg}); check the server/database is reachable "
+                    f"MLflow at {redact_uri(uri)}: {what} failed ({msg.replace(uri, redact_uri(uri))}); "
+                    f"check the server/database is reachable "
                     f"(mlflow.tracking_uri / MLFLOW_TRACKING_URI) and re-run"
                 ) from e
             time.sleep(min(8.0, base * 2**i) * (0.5 + random.random()))

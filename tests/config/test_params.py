@@ -78,6 +78,7 @@ BAD = [
 ]
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("override,key,allowed", BAD, ids=[b[0] for b in BAD])
 def test_every_bad_value_fails_with_one_line_naming_the_key(override, key, allowed):
     with pytest.raises(ParamsError) as e:
@@ -86,6 +87,7 @@ def test_every_bad_value_fails_with_one_line_naming_the_key(override, key, allow
     assert "\n" not in msg and key in msg and allowed in msg, msg
 
 
+@pytest.mark.reliability
 def test_malformed_yaml_and_unknown_top_level(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text("train:\n  epochs: [1,\n")

@@ -73,6 +73,7 @@ def _stop_after_first_epoch(epoch, metrics):
         raise Interrupt  # like Ctrl-C right after epoch 1 was saved
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("variant", ["baseline", "csd"])
 def test_interrupted_run_resumes_from_last_pt_through_our_model(tiny_params, monkeypatch, variant):
     p = with_overrides(tiny_params, {"train.variant": variant, "train.epochs": 2})
@@ -117,6 +118,7 @@ def test_cli_train_prints_epochs_and_json_and_tracks_one_mlflow_run(tiny_data, t
     assert again.exit_code == 0 and json.loads(again.stdout)["cached"] is True
 
 
+@pytest.mark.reliability
 def test_checkpoint_writes_are_atomic(tiny_params, monkeypatch):
     from ultralytics.models.yolo.detect import DetectionTrainer
 

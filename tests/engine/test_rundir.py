@@ -23,6 +23,7 @@ def test_last_checkpoint_resumes_only_mid_training(tmp_path, epoch, state):
     assert rd.state(epochs=3) == state
 
 
+@pytest.mark.reliability
 def test_corrupt_checkpoint_restarts_and_reset_clears_partial_outputs(tmp_path):
     rd = RunDir(tmp_path / "r")
     _ckpt(rd, 0)
@@ -42,6 +43,7 @@ def test_finalize_and_done_take_precedence(tmp_path):
     assert rd.state(epochs=3) == "done" and rd.done()["metrics"]["map50_95"] == 0.1
 
 
+@pytest.mark.reliability
 def test_atomic_write_never_leaves_partial_file(tmp_path, monkeypatch):
     f = tmp_path / "done.json"
     atomic_write_json(f, {"a": 1})

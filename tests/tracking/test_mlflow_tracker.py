@@ -59,6 +59,7 @@ def test_reopen_and_nesting(uri):
     assert fresh.run_id != "0" * 32
 
 
+@pytest.mark.reliability
 def test_unreachable_server_is_one_line_tracking_error(monkeypatch):
     import socket
 

@@ -61,6 +61,7 @@ def test_concurrent_runs_every_metric_arrives(local_ray, tmp_path, monkeypatch):
         assert [a.path for a in c.list_artifacts(rid, "predictions")] == [f"predictions/pred{i}.json"]
 
 
+@pytest.mark.reliability
 def test_writer_errors_reach_the_worker_as_tracking_error(local_ray, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     p = load_params(None)
