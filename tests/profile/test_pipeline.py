@@ -13,14 +13,14 @@ from tests.conftest import REPO
 
 def test_dvc_profile_stage():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["profile"]
-    assert stage["cmd"] == "python pipeline/profile.py"
-    assert set(stage["deps"]) == {"pipeline/profile.py", "alignrank/nn", "alignrank/profile"}
+    assert stage["cmd"] == "python pipeline/profiling.py"
+    assert set(stage["deps"]) == {"pipeline/profiling.py", "alignrank/nn", "alignrank/profile"}
     assert stage["params"] == ["profile"]
     assert stage["metrics"] == [{"outputs/profile/profile.json": {"cache": False}}]
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("pipeline_profile", REPO / "pipeline" / "profile.py")
+    spec = importlib.util.spec_from_file_location("pipeline_profile", REPO / "pipeline" / "profiling.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

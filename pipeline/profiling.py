@@ -1,6 +1,7 @@
 """DVC stage ``profile``: params, GFLOPs, latency, memory and training throughput of ``profile.variants``.
 
-Run by ``dvc repro profile`` as ``python pipeline/profile.py`` from the project root; prints the table and
+Run by ``dvc repro profile`` as ``python pipeline/profiling.py`` from the project root (not named
+``profile.py``: Ray workers inherit the script folder on sys.path, which would shadow the stdlib module); prints the table and
 writes ``outputs/profile/profile.json`` (see alignrank.profile.stage). Expected errors print one line and
 exit 1 (failure) or 2 (bad params).
 """
