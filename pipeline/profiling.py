@@ -9,28 +9,10 @@ exit 1 (failure) or 2 (bad params).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import alignrank  # noqa: F401  (offline env before anything else)
-from alignrank.config import ParamsError, load_params
-from alignrank.errors import AlignRankError
 from alignrank.profile.stage import run_profile
-
-OUT = Path("outputs/profile/profile.json")
-
-
-def main() -> int:
-    """Load params.yaml, profile the variants, write the metrics file."""
-    try:
-        run_profile(load_params(), json_out=OUT)
-    except ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except AlignRankError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
-
+from alignrank.stage import stage_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stage_main(lambda p: run_profile(p, json_out="outputs/profile/profile.json")))

@@ -7,28 +7,11 @@ Expected errors print one line and exit 1 (bad data) or 2 (bad params).
 
 from __future__ import annotations
 
-import json
 import sys
 
 import alignrank  # noqa: F401  (offline env before anything else)
-from alignrank.config import ParamsError, load_params
-from alignrank.errors import AlignRankError
 from alignrank.report.stage import run_report
-
-
-def main() -> int:
-    """Load params.yaml, run the stage, print its summary."""
-    try:
-        summary = run_report(load_params())
-    except ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except AlignRankError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
-
+from alignrank.stage import stage_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stage_main(run_report))

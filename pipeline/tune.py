@@ -13,32 +13,11 @@ Exit codes: 0 ok, 1 interrupted/failed search or another expected error, 2 bad p
 
 from __future__ import annotations
 
-import json
 import sys
 
 import alignrank  # noqa: F401  (offline env before anything else)
-from alignrank.config import ParamsError, load_params
 from alignrank.dist.tune import run_tune, search_status
-from alignrank.errors import AlignRankError
-
-
-def main() -> int:
-    """Load params.yaml, run (or resume) the search, print its summary."""
-    try:
-        params = load_params()
-        summary = run_tune(params, resume=search_status(params) == "interrupted")
-    except ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except AlignRankError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: finished trials are kept; re-run `dvc repro tune/dvc.yaml` to resume", file=sys.stderr)
-        return 130
-    print(json.dumps(summary, indent=2, default=str))
-    return 0
-
+from alignrank.stage import stage_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stage_main(lambda p: run_tune(p, resume=search_status(p) == "interrupted"), hint='re-run `dvc repro tune/dvc.yaml` to resume'))
