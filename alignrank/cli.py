@@ -1,4 +1,4 @@
-"""``alignrank`` command line (typer): data, train, sweep, tune, evaluate, profile, report.
+"""``alignrank`` command line (typer): data, train, sweep, sync, tune, evaluate, profile, report.
 
 Every command reads its defaults from ``params.yaml`` (``--params``) and accepts ``--set key=value``
 overrides (dotted keys) and ``--set-file`` fragments. Expected errors print one line and exit
@@ -115,6 +115,19 @@ def sweep(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt,
     from alignrank.dist.sweep import run_sweep
 
     summary = run_sweep(p)
+    _print_json(summary)
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_guard
+def sync(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
+    """Replay tracking records spooled while the MLflow server was unreachable (safe to repeat)."""
+    p = _params(params, set)
+    from alignrank.tracking.sync import run_sync
+
+    summary = run_sync(p)
     _print_json(summary)
     if summary.get("failed"):
         raise typer.Exit(1)

@@ -34,6 +34,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from alignrank.errors import DataError
+from alignrank.atomic import atomic_write_text
 
 LOGGER = logging.getLogger("alignrank.data")
 CHUNK = 1 << 16
@@ -63,9 +64,7 @@ def is_verified(dest: str | Path, key: str = "") -> bool:
 
 
 def _write_marker(dest: Path, key: str) -> None:
-    tmp = _marker(dest).with_suffix(".ok.tmp")
-    tmp.write_text(json.dumps(_stamp(dest, key)))
-    os.replace(tmp, _marker(dest))
+    atomic_write_text(_marker(dest), json.dumps(_stamp(dest, key)))
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:

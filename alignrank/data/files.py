@@ -1,9 +1,9 @@
-"""Small file helpers of the data stage: atomic writes, hashing, hard-link-or-copy, content fingerprint.
+"""Small file helpers of the data stage: hashing, hard-link-or-copy, content fingerprint (and its JSON format).
 
 Examples:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> atomic_write_text(d / "a.txt", "hi")
+    >>> _ = atomic_write_text(d / "a.txt", "hi")
     >>> (d / "a.txt").read_text()
     'hi'
     >>> len(fingerprint(d, ["*.txt"]))
@@ -13,42 +13,20 @@ Examples:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from alignrank import atomic as _io
+from alignrank.atomic import atomic_write_text  # noqa: F401  (re-export: data.stage imports it from here)
+
 CHUNK = 1 << 20
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: files get the usual 0o666 & ~umask, not mkstemp's 0o600
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Atomic UTF-8 text write (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
-    """Atomic, deterministic JSON write (key order kept, compact unless ``indent``)."""
-    sep = (",", ": ") if indent else (",", ":")
-    atomic_write_text(path, json.dumps(obj, indent=indent, separators=sep, ensure_ascii=False) + "\n")
+    """Atomic, deterministic JSON write (key order kept, compact unless ``indent``; :mod:`alignrank.atomic`)."""
+    _io.atomic_write_json(path, obj, indent=indent, compact=not indent, ensure_ascii=False)
 
 
 def sha256_file(path: str | Path) -> str:

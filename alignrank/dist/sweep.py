@@ -7,7 +7,8 @@
 3. Dispatch: at most ``ray.max_concurrent`` tasks in flight, each with ``ray.cpus_per_run`` CPUs (= its
    torch threads) and ``ray.gpus_per_run`` GPUs. Every wait is bounded (poll every second).
 4. Faults: a task that raises or whose worker dies is resubmitted up to ``sweep.max_retries`` times; it
-   resumes from its ``last.pt``. A run that fails for good is reported with its error and the sweep
+   resumes from its ``last.pt``; every attempt is its own nested MLflow run (tag ``attempt``; a dead
+   worker's is marked KILLED here). A run that fails for good is reported with its error and the sweep
    finishes the others, then reports ``failed`` (the CLI exits 1). Ctrl-C cancels the tasks; a re-run
    resumes (finished runs reused, unfinished ones from their last checkpoint).
 
@@ -126,6 +127,7 @@ def _dispatch(todo: list[RunSpec], params: Params, factory, parent_id: Optional[
     import ray
 
     from alignrank.dist.ray_utils import task_options
+    from alignrank.engine.run import end_dead_attempt
 
     task = ray.remote(task_fn or _train_task).options(**task_options(params))
     queue = collections.deque(todo)
@@ -148,6 +150,8 @@ def _dispatch(todo: list[RunSpec], params: Params, factory, parent_id: Optional[
                     progress.set(s.name, "done", metric=results[s.name]["metrics"].get("map50_95"))
                 except Exception as e:  # noqa: BLE001 - any task failure: retry, then report
                     err = _error_line(e)
+                    if not isinstance(e, ray.exceptions.RayTaskError):  # the worker died: its MLflow run is open
+                        end_dead_attempt(RunDir(s.dir), factory)
                     if attempts[s.name] <= params.sweep.max_retries:
                         queue.append(s)
                         progress.set(s.name, "retrying", note=f"after: {err}")
@@ -221,12 +225,15 @@ def run_sweep(params: Params) -> dict:
         from alignrank.dist.ray_utils import ray_session
         from alignrank.tracking.provenance import provenance_tags
         from alignrank.tracking.session import tracking_session
+        from alignrank.tracking.spool import spooling
+        from alignrank.tracking.sync import sync_spools
 
         provenance = provenance_tags()
         # Ray prints worker-death notices on stdout: keep stdout for the CLI's JSON summary
         with contextlib.redirect_stdout(sys.stderr), ray_session(params), tracking_session(params) as factory:
             parent = factory.open(run_name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
                                   tags={"sweep": "true", **provenance, "runs": len(specs), "cached": len(cached)})
+            parent = spooling(parent, resolve_path(params.train.out_dir), uri=factory.uri)  # server gone: spool
             parent_id = parent.run_id
             status = "KILLED"
             try:
@@ -240,6 +247,8 @@ def run_sweep(params: Params) -> dict:
             finally:
                 with contextlib.suppress(Exception):
                     parent.end(status)
+                with contextlib.suppress(Exception):  # once more for runs that spooled (rest: `alignrank sync`)
+                    sync_spools(resolve_path(params.train.out_dir), factory.uri)
     out = {
         "runs": [results[s.name] for s in specs if s.name in results],
         "trained": [s.name for s in todo if s.name in results],

@@ -5,7 +5,7 @@ Rows are plain dicts, one per trial (see :func:`alignrank.dist.tune.trial_rows`)
 ``completed``, ``score`` (the metric at the trial's last epoch, the mean over seeds), and the sampled
 values under their dotted keys. The best trial is the best score among the completed trials (an ASHA-stopped
 trial's score is from an earlier epoch, so it is not comparable), or among all when none completed.
-Every file is written atomically (temp + ``os.replace``).
+Every file is written atomically (:mod:`alignrank.atomic`: temp + fsync + ``os.replace``).
 
 Examples:
     >>> rows = [{"trial_id": "a", "outcome": "completed", "epochs": 2, "completed": True,
@@ -20,25 +20,14 @@ import contextlib
 import csv
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from alignrank.atomic import atomic_write_bytes, atomic_write_text
+
 BASE_COLUMNS = ("rank", "trial_id", "outcome", "epochs", "score")
-
-
-def _write_atomic(path: Path, data: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:  # e.g. a full disk: no temp file left behind, the previous file kept
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _finite(x: Any) -> bool:
@@ -86,7 +75,7 @@ def write_best(path: str | Path, best: Mapping[str, Any], keys: Sequence[str], *
               f"# Apply with: alignrank sweep --set-file {shown.as_posix()}\n")
     if ties:
         header += f"# Note: {ties} other trial(s) tie at this score; the tie was broken by trial id.\n"
-    return _write_atomic(Path(path), header + yaml.safe_dump(fragment, sort_keys=False))
+    return atomic_write_text(path, header + yaml.safe_dump(fragment, sort_keys=False))
 
 
 def _fmt(v: Any) -> str:
@@ -105,13 +94,13 @@ def write_tables(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], keys: S
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(table)
-    csv_path = _write_atomic(out_dir / "trials.csv", buf.getvalue())
+    csv_path = atomic_write_text(out_dir / "trials.csv", buf.getvalue())
     shown = table[:top] if top else table
     lines = [f"# Tune trials ({metric}, {mode}; score = metric at the trial's last epoch, mean over seeds)", "",
              "| " + " | ".join(c if c != "score" else metric for c in cols) + " |",
              "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in shown]
-    md_path = _write_atomic(out_dir / "trials.md", "\n".join(lines) + "\n")
+    md_path = atomic_write_text(out_dir / "trials.md", "\n".join(lines) + "\n")
     return {"csv": csv_path, "md": md_path}
 
 
@@ -148,4 +137,4 @@ def write_plot(path: str | Path, rows: Sequence[Mapping[str, Any]], keys: Sequen
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    return _write_atomic(Path(path), buf.getvalue())
+    return atomic_write_bytes(path, buf.getvalue())

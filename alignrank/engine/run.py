@@ -200,6 +200,23 @@ def _end(tracker: Tracker, status: str) -> None:
         tracker.end(status)
 
 
+def end_dead_attempt(rd: RunDir, factory) -> Optional[str]:
+    """Mark KILLED the MLflow run of an attempt that died without ending it (SIGKILL, lost worker).
+
+    Such an attempt left ``status.json`` at ``running`` (a raising or interrupted attempt records
+    ``failed`` / ``interrupted`` and ends its run itself). Called by the sweep driver when it sees a
+    worker die, and by the next attempt. Returns the run id marked, or None.
+    """
+    status = read_json(rd.status_json) or {}
+    run_id = rd.meta().get("mlflow_run_id")
+    if not run_id or status.get("state") != "running" or rd.done() is not None:
+        return None
+    with contextlib.suppress(Exception):  # tracking trouble must not stop the retry
+        factory.open(run_id=run_id).end("KILLED")
+    rd.write_status(state="killed", updated=time.time())
+    return run_id
+
+
 def execute(
     params: Params,
     factory,
@@ -210,7 +227,11 @@ def execute(
     report: Optional[ReportFn] = None,
     stream: Optional[TextIO] = None,
 ) -> dict:
-    """Open the run's tracker (reopening its MLflow run on resume), :func:`train`, close; return :func:`summary`.
+    """Open a new MLflow run for this attempt (tags ``attempt``, ``run_key``), :func:`train`, close; return :func:`summary`.
+
+    A retried / resumed run gets one MLflow run per attempt: earlier ones end FAILED / KILLED with their
+    per-epoch metrics, the final metrics go to the attempt that finishes (``done.json``'s ``mlflow_run_id``).
+    While the tracking server is unreachable the records are spooled (:mod:`alignrank.tracking.spool`).
 
     Args:
         params: Resolved params of the run.
@@ -218,12 +239,19 @@ def execute(
         parent_run_id: MLflow parent (the sweep's run).
         provenance, key, report, stream: see :func:`train`.
     """
+    from alignrank.tracking.spool import spooling
+
     key = key or run_key(params)
     rd = RunDir(run_dir(params, key))
     if rd.done() is not None:
         return summary(rd, cached=True)
-    tracker = factory.open(run_name=key.name, parent_run_id=parent_run_id, run_id=rd.meta().get("mlflow_run_id"),
-                           tags={"variant": key.variant, "seed": str(key.seed)})
+    end_dead_attempt(rd, factory)
+    attempt = int(rd.meta().get("attempts", 0)) + 1  # = train()'s count: each attempt is its own MLflow run
+    tracker = factory.open(run_name=key.name if attempt == 1 else f"{key.name}-attempt{attempt}",
+                           parent_run_id=parent_run_id,
+                           tags={"variant": key.variant, "seed": str(key.seed), "run_key": key.hash,
+                                 "attempt": str(attempt)})
+    tracker = spooling(tracker, rd.path, uri=getattr(factory, "uri", None))  # server gone mid-run: spool, go on
     try:
         train(params, tracker, report=report, key=key, provenance=provenance, stream=stream)
     except KeyboardInterrupt:

@@ -20,14 +20,14 @@ Examples:
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignrank import atomic as _io
 from alignrank.config import project_root
+from alignrank.atomic import atomic_write_text  # noqa: F401  (re-export: engine.run imports it from here)
 
 
 def resolve_path(p: str | Path) -> Path:
@@ -36,25 +36,9 @@ def resolve_path(p: str | Path) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and ``os.replace`` (readers never see a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Atomic, indented JSON write."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Atomic, indented, key-sorted JSON write of a run-folder file (:func:`alignrank.atomic.atomic_write_json`)."""
+    _io.atomic_write_json(path, obj, indent=2, sort_keys=True, default=str)
 
 
 def read_json(path: Path) -> dict | None:

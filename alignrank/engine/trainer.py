@@ -115,6 +115,14 @@ class AlignRankTrainer(DetectionTrainer):
             model.load(weights, verbose=False)
         return model
 
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        """Ultralytics' dataset, plus a warning and ``data_report.json`` naming the images it dropped as corrupt."""
+        from alignrank.engine.data_report import report_skipped
+
+        dataset = super().build_dataset(img_path, mode=mode, batch=batch)
+        report_skipped(dataset, mode, self.save_dir)
+        return dataset
+
     def save_model(self) -> bool:
         """Ultralytics' checkpoint save, made atomic: ``last.pt``/``best.pt`` are written under temp names and
         then ``os.replace``d, so a run killed mid-save (Ctrl-C, a cancelled Ray task) keeps its previous

@@ -1,4 +1,7 @@
-"""Atomic writes of result files (temp file in the same folder + ``os.replace``).
+"""JSON form of evaluation results (numpy to Python, NaN to ``null``) and its atomic write.
+
+The atomic writers themselves live in :mod:`alignrank.atomic`; ``atomic_write_text`` / ``atomic_write_npz`` /
+``atomic_savefig`` are re-exported here for the eval and report modules that import them from here.
 
 Examples:
     >>> import tempfile, pathlib, json
@@ -10,28 +13,14 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-
-def _atomic(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+from alignrank import atomic as _io
+from alignrank.atomic import atomic_savefig, atomic_write_npz, atomic_write_text  # noqa: F401  (re-exports)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -52,26 +41,5 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON (NaN written as ``null``)."""
-    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
-    return _atomic(path, lambda p: p.write_text(text + "\n"))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a text file."""
-    return _atomic(path, lambda p: p.write_text(text))
-
-
-def atomic_write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
-    """Write a compressed ``.npz``."""
-
-    def write(p: Path) -> None:
-        with open(p, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    return _atomic(path, write)
-
-
-def atomic_savefig(path: str | Path, fig) -> Path:
-    """Save a matplotlib figure as PNG."""
-    return _atomic(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"), suffix=".png")
+    """Write ``obj`` as indented JSON, NaN/inf written as ``null`` (:func:`alignrank.atomic.atomic_write_json`)."""
+    return _io.atomic_write_json(path, to_jsonable(obj), indent=2, allow_nan=False)

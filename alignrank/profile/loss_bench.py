@@ -35,10 +35,8 @@ Examples:
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -46,6 +44,7 @@ from typing import Any, Callable
 import torch
 
 from alignrank.config.schema import Params
+from alignrank.atomic import atomic_write_json
 from alignrank.loss.rcq import plan_pair_chunks
 
 PAIR_BYTES_PER_ELEMENT = 21  # dq, hinge, dq*pairs, product, sigmoid difference (float32) + pairs (bool)
@@ -265,19 +264,6 @@ def _train_step_ratio(params: Params, repeats: int, warmup: int, device: str, nc
 # ----------------------------------------------------------------------------- entry point
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:  # e.g. a full disk: no temp file left behind, the previous file kept
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _table(result: dict) -> str:
     rows = [f"{'case':<12}{'baseline ms':>13}{'rcq ms':>10}{'ratio':>8}{'cpu ratio':>11}{'target':>8}  note"]
     items = list(result["cases"].items()) + ([("train_step", result["train_step"])] if result.get("train_step") else [])
@@ -382,5 +368,5 @@ def run_loss_benchmark(
         torch.set_num_threads(threads)
     echo(_table(result))
     if json_out is not None:
-        _write_json(Path(json_out), result)
+        atomic_write_json(json_out, result)
     return result

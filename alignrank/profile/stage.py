@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from alignrank.config.schema import Params
+from alignrank.atomic import atomic_write_json
 from alignrank.profile.flops import METHOD, model_gflops
 from alignrank.profile.latency import cuda_fns, eager_fns, ort_fns, summarize, time_alternating
 from alignrank.variants import get_variant
@@ -53,17 +54,6 @@ def _hardware() -> dict[str, Any]:
     if torch.cuda.is_available():
         hw["cuda"] = torch.cuda.get_device_name(0)
     return hw
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, default=str))
-        os.replace(tmp, path)
-    except BaseException:  # e.g. a full disk: no temp file left behind, the previous file kept
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -265,5 +255,5 @@ def run_profile(params: Params, json_out: str | Path | None = None, *, memory: b
     }
     print(_table(rows, ratios, ref) + f"\nGFLOPs method: {METHOD}", flush=True)
     if json_out is not None:
-        _atomic_json(Path(json_out), out)
+        atomic_write_json(json_out, out, default=str)
     return out

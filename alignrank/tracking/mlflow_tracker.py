@@ -169,11 +169,12 @@ class MlflowTracker:
         for i in range(0, len(items), 100):
             self._batch("set tags", tags=items[i : i + 100])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
-        """Log metrics in batches of 1000 at ``step`` (one timestamp for the whole call)."""
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None, *,
+                    timestamp_ms: Optional[int] = None) -> None:
+        """Log metrics in batches of 1000 at ``step`` (one timestamp for the whole call: ``timestamp_ms`` or now)."""
         from mlflow.entities import Metric
 
-        ts = int(time.time() * 1000)
+        ts = int(timestamp_ms if timestamp_ms is not None else time.time() * 1000)
         items = [Metric(str(k), float(v), ts, int(step or 0)) for k, v in metrics.items()]
         for i in range(0, len(items), 1000):
             self._batch("log metrics", metrics=items[i : i + 1000])

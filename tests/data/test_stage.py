@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import shutil
 import subprocess
 import sys
@@ -92,9 +91,8 @@ def test_dvc_stage_script(tmp_path, capsys):
     assert json.loads(r.stdout)["root"] == str(tmp_path / "data") and (tmp_path / "data" / "manifest.json").is_file()
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["data"]
     assert dvc["cmd"] == "python pipeline/data.py" and dvc["outs"] == ["data"] and dvc["params"] == ["data"]
-    params["data"]["imgsz"] = 16  # invalid: one line, exit 2 (in-process: ALIGNRANK_ROOT is tmp_path)
+    params["data"]["imgsz"] = 16  # invalid: one line, exit 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    main = runpy.run_path(str(REPO / "pipeline" / "data.py"), run_name="dvc_stage")["main"]
-    assert main() == 2
-    r = capsys.readouterr()
-    assert r.err.strip().startswith("error: data.imgsz: must be >= 32") and "\n" not in r.err.strip()
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: data.imgsz: must be >= 32") and "\n" not in r.stderr.strip()

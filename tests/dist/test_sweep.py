@@ -81,11 +81,19 @@ def test_killed_worker_is_retried_and_resumes_hard_failure_is_reported(tiny_data
     assert failed["run"].startswith("baseline-s1-") and failed["attempts"] == 2
     assert "injected failure" in failed["error"] and "\n" not in failed["error"]
     assert "retrying" in r.stderr and "failed" in r.stderr
-    c, runs = runs_of(tmp_path)
-    assert runs[done["run"]].info.status == "FINISHED" and runs[done["run"]].info.run_id == done["mlflow_run_id"]
-    assert [m.step for m in c.get_metric_history(done["mlflow_run_id"], "val/map50_95")] == [1, 2]  # one run, resumed
-    assert runs[failed["run"]].info.status == "FAILED"
-    assert runs[next(n for n in runs if n.startswith("sweep-"))].info.status == "FAILED"
+    c, runs = runs_of(tmp_path)  # one nested MLflow run per attempt
+    parent = runs[next(n for n in runs if n.startswith("sweep-"))]
+    killed, finished = runs[done["run"]], runs[f"{done['run']}-attempt2"]
+    assert killed.info.status == "KILLED" and killed.data.tags["attempt"] == "1"  # marked by the driver
+    assert [m.step for m in c.get_metric_history(killed.info.run_id, "val/map50_95")] == [1]  # its partial epochs
+    assert not any(k.startswith("final/") for k in killed.data.metrics)  # the result exists once, on the finished one
+    assert finished.info.status == "FINISHED" and finished.info.run_id == done["mlflow_run_id"]
+    assert finished.data.tags["attempt"] == "2" and finished.data.tags["run_key"] == killed.data.tags["run_key"]
+    assert [m.step for m in c.get_metric_history(done["mlflow_run_id"], "val/map50_95")] == [2]  # resumed epoch
+    assert "final/map50_95" in finished.data.metrics
+    assert {r.data.tags["mlflow.parentRunId"] for r in (killed, finished)} == {parent.info.run_id}
+    assert runs[failed["run"]].info.status == runs[f"{failed['run']}-attempt2"].info.status == "FAILED"
+    assert parent.info.status == "FAILED" and len(runs) == 5
 
 
 @pytest.mark.reliability

@@ -9,22 +9,20 @@ import os
 
 import pytest
 
+from alignrank import atomic as aio
 from alignrank.data import files as data_files
 from alignrank.dist import tune_report
 from alignrank.engine import rundir
 from alignrank.eval import io as eval_io
-from alignrank.profile import loss_bench
-from alignrank.profile import stage as profile_stage
 
 pytestmark = pytest.mark.reliability
 
-WRITERS = {  # every result-file writer in alignrank/ (done/metrics/status/run.json, manifest, tables, ...)
+WRITERS = {  # every result-file writer in alignrank/ goes through alignrank.atomic (profile/*, report/*: directly)
+    "io.atomic_write_json": lambda p: aio.atomic_write_json(p, {"new": 1}),
     "engine.rundir.atomic_write_json": lambda p: rundir.atomic_write_json(p, {"new": 1}),
     "data.files.atomic_write_json": lambda p: data_files.atomic_write_json(p, {"new": 1}),
     "eval.io.atomic_write_json": lambda p: eval_io.atomic_write_json(p, {"new": 1}),
-    "dist.tune_report._write_atomic": lambda p: tune_report._write_atomic(p, json.dumps({"new": 1})),
-    "profile.stage._atomic_json": lambda p: profile_stage._atomic_json(p, {"new": 1}),
-    "profile.loss_bench._write_json": lambda p: loss_bench._write_json(p, {"new": 1}),
+    "dist.tune_report.atomic_write_text": lambda p: tune_report.atomic_write_text(p, json.dumps({"new": 1})),
 }
 
 
@@ -57,3 +55,47 @@ def test_run_that_cannot_write_done_json_is_not_finished(tmp_path, monkeypatch):
         rundir.atomic_write_json(rd.done_json, {"metrics": {"map50_95": 0.1}})
     monkeypatch.undo()
     assert rd.done() is None and rd.state(epochs=3) == "finalize"
+
+
+def test_every_result_writer_uses_the_one_atomic_helper():
+    """No private temp+replace writer is left in alignrank/ (checkpoints, downloads, extraction: own streams)."""
+    import re
+    from pathlib import Path
+
+    import alignrank
+
+    pkg = Path(alignrank.__file__).parent
+    own_stream = {"atomic.py", "engine/trainer.py", "data/archive.py", "data/download.py", "env.py",
+                  "profile/onnx_export.py", "dist/tune_trial.py"}
+    offenders = [str(f.relative_to(pkg)) for f in pkg.rglob("*.py")
+                 if str(f.relative_to(pkg)) not in own_stream
+                 and re.search(r"os\.replace\(|mkstemp\(|json\.dump\(", f.read_text())]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.ENOSPC])
+def test_run_whose_done_json_cannot_be_written_stays_unfinished(code, tiny_params, monkeypatch):
+    """Through engine.run.train (finalize path: no training): unwritable done.json -> one-line error naming it,
+    no done.json, no temp file, the run is finalized (not retrained) on the next call."""
+    from alignrank.engine import run as run_mod
+    from alignrank.tracking.base import NullTracker
+
+    key = run_mod.run_key(tiny_params)
+    rd = rundir.RunDir(run_mod.run_dir(tiny_params, key))
+    rundir.atomic_write_json(rd.metrics_json, {"map50_95": 0.25})  # trained; tracking/marker not yet written
+    real = os.replace
+
+    def replace(src, dst, *a, **k):
+        if str(dst).endswith("done.json"):
+            raise (PermissionError if code == errno.EACCES else OSError)(code, os.strerror(code))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(aio.OutputWriteError) as e:
+        run_mod.train(tiny_params, NullTracker(), key=key)
+    monkeypatch.undo()
+    assert str(e.value).startswith(f"cannot write {rd.done_json}: ") and "\n" not in str(e.value)
+    assert e.value.errno == code and rd.done() is None and rd.state(tiny_params.train.epochs) == "finalize"
+    assert not [p.name for p in rd.path.iterdir() if p.name.endswith(".tmp")]
+    assert run_mod.train(tiny_params, NullTracker(), key=key) == {"map50_95": 0.25}  # finalized, not retrained
+    assert rd.done()["metrics"] == {"map50_95": 0.25}
