@@ -149,7 +149,6 @@ def train(
     if done is not None:
         return done["metrics"]
     rd.path.mkdir(parents=True, exist_ok=True)
-    faults.inject(rd.path)
     t0 = time.time()
     state = rd.state(params.train.epochs)
     if state == "fresh":
@@ -159,6 +158,7 @@ def train(
         "name": key.name, "key": key.hash, "payload": key.payload, "variant": key.variant, "seed": key.seed,
         "mlflow_run_id": tracker.run_id, "attempts": attempts, "start_state": state,
     })
+    faults.inject(rd.path)  # after run.json: an attempt that fails at its start still counts as one
     atomic_write_text(rd.params_yaml, yaml.safe_dump(params_dict(params), sort_keys=False))
     tracker.set_tags({**run_tags(params, key, provenance), "attempts": str(attempts), "start_state": state})
     tracker.log_params(flatten(params_dict(params)))
