@@ -15,7 +15,7 @@ runner = CliRunner()
 
 def test_help_lists_every_command():
     out = runner.invoke(app, ["--help"]).output
-    for cmd in ("data", "train", "sweep", "tune", "evaluate", "profile", "report"):
+    for cmd in ("data", "train", "sweep", "sync", "tune", "evaluate", "profile", "report"):
         assert cmd in out
 
 
