@@ -142,6 +142,7 @@ class ReportParams:
     out_dir: str = param("results", help="folder of tables and plots")
     bootstrap: int = param(10000, ge=100, help="bootstrap resamples for paired CIs")
     ci: float = param(0.95, gt=0, lt=1, help="confidence level of the intervals")
+    min_seeds: int = param(3, ge=2, help="fewest seeds for a paired difference to be called significant")
 
 
 @dataclass(frozen=True)

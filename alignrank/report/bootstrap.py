@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 
 
-def paired_bootstrap(diffs: Sequence[float], n_resamples: int = 10000, ci: float = 0.95, seed: int = 0) -> dict:
+def paired_bootstrap(diffs: Sequence[float], n_resamples: int = 10000, ci: float = 0.95, seed: int = 0,
+                     min_n: int = 3) -> dict:
     """Percentile bootstrap CI of the mean of paired differences.
 
     Args:
@@ -24,10 +25,11 @@ def paired_bootstrap(diffs: Sequence[float], n_resamples: int = 10000, ci: float
         n_resamples: Bootstrap resamples (seeds drawn with replacement).
         ci: Confidence level.
         seed: RNG seed (results are reproducible).
+        min_n: Fewest seeds for "significant" (with 2 seeds the bootstrap CI is just the range of two
+            numbers, which says nothing about seed noise).
 
     Returns:
-        ``{"mean", "lo", "hi", "n", "significant"}``; significant when the CI excludes 0 and n >= 2
-        (one seed cannot show seed noise). NaN fields when no pair.
+        ``{"mean", "lo", "hi", "n", "significant"}``; significant when the CI excludes 0 and n >= min_n. NaN fields when no pair.
     """
     d = np.asarray([x for x in diffs if x is not None and math.isfinite(x)], dtype=np.float64)
     n = len(d)
@@ -38,4 +40,4 @@ def paired_bootstrap(diffs: Sequence[float], n_resamples: int = 10000, ci: float
     means = d[idx].mean(1)  # (B,)
     a = (1 - ci) / 2
     lo, hi = (float(v) for v in np.quantile(means, [a, 1 - a]))
-    return {"mean": float(d.mean()), "lo": lo, "hi": hi, "n": n, "significant": bool(n >= 2 and (lo > 0 or hi < 0))}
+    return {"mean": float(d.mean()), "lo": lo, "hi": hi, "n": n, "significant": bool(n >= min_n and (lo > 0 or hi < 0))}

@@ -152,7 +152,8 @@ def run_report(params: Params) -> dict:
     tables = [
         ("table1_main", main_table(runs, shown, profile)),
         ("table2_ablation", ablation_table(runs, shown)),
-        ("table_paired", paired_table(runs, shown, n_resamples=params.report.bootstrap, ci=params.report.ci)),
+        ("table_paired", paired_table(runs, shown, n_resamples=params.report.bootstrap, ci=params.report.ci,
+                                      min_seeds=params.report.min_seeds)),
         ("table_paper", paper_table(runs, profile, index.get("data"), trained)),
     ]
     if "baseline" not in runs:

@@ -181,7 +181,7 @@ def ablation_table(runs: Mapping, variants: Sequence[str]) -> Table:
 
 
 def paired_table(runs: Mapping, variants: Sequence[str], *, baseline: str = "baseline", n_resamples: int = 10000,
-                 ci: float = 0.95) -> Table:
+                 ci: float = 0.95, min_seeds: int = 3) -> Table:
     """Per variant and metric: paired difference to ``baseline`` over common seeds with a bootstrap CI."""
     metrics = list(MAIN_METRICS[:3]) + list(ABLATION_METRICS)
     cols = ["Variant", "Metric", "Δ vs baseline", f"{round(ci * 100)}% CI", "n seeds", "significant"]
@@ -194,9 +194,10 @@ def paired_table(runs: Mapping, variants: Sequence[str], *, baseline: str = "bas
         for m in metrics:
             mine = _vals(runs, v, m)
             seeds = sorted(set(mine) & set(base[m]))
-            r = paired_bootstrap([mine[s] - base[m][s] for s in seeds], n_resamples=n_resamples, ci=ci)
+            r = paired_bootstrap([mine[s] - base[m][s] for s in seeds], n_resamples=n_resamples, ci=ci,
+                                  min_n=min_seeds)
             d = _digits(m)
-            sig = "yes" if r["significant"] else ("n<2" if r["n"] < 2 else "no")
+            sig = "yes" if r["significant"] else (f"n/a (n<{min_seeds})" if r["n"] < min_seeds else "no")
             rows.append([v, LABELS.get(m, m) + (" (%)" if m in PERCENT else ""),
                          "n/a" if not r["n"] else f"{r['mean']:+.{d}f}",
                          "n/a" if not r["n"] else f"[{r['lo']:+.{d}f}, {r['hi']:+.{d}f}]", str(r["n"]), sig])

@@ -30,6 +30,8 @@ def test_seeded_reproducible_level_and_degenerate_cases():
     assert wide["lo"] < narrow["lo"] < narrow["hi"] < wide["hi"]
     one = paired_bootstrap([3.0], 100)
     assert one["n"] == 1 and not one["significant"]  # one seed cannot show seed noise
+    two = paired_bootstrap([2.0, 2.1], n_resamples=1000)
+    assert two["lo"] > 0 and not two["significant"]  # a CI from two numbers is just their range
     none = paired_bootstrap([float("nan")], 100)
     assert none["n"] == 0 and np.isnan(none["mean"])
 

@@ -51,7 +51,7 @@ def test_report_without_profile_and_subset_of_variants(tmp_path):
     assert out["variants"] == ["baseline", "full"] and not out["profile"]
     main = (tmp_path / "results" / "tables" / "table1_main.md").read_text()
     assert "n/a" in main and "profile.json not found" in main
-    assert "n<2" in (tmp_path / "results" / "tables" / "table_paired.md").read_text()
+    assert "n/a (n<3)" in (tmp_path / "results" / "tables" / "table_paired.md").read_text()
     curves = (tmp_path / "results" / "plots" / "training_curves.csv").read_text().splitlines()
     assert curves[0] == "epoch,baseline,csd,rcq,full" and ",,," in curves[1]  # csd, rcq empty: dvc.yaml names them
 

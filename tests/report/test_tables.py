@@ -27,11 +27,13 @@ def test_main_table_mean_std_and_missing_profile():
 
 
 def test_paired_table_marks_significance():
-    t = paired_table(_runs(), ["baseline", "full"], n_resamples=500)
+    t = paired_table(_runs(), ["baseline", "full"], n_resamples=500, min_seeds=2)
     ap = next(r for r in t.rows if r[1] == "AP (%)")
     assert ap[2] == "+5.00" and ap[3] == "[+5.00, +5.00]" and ap[5] == "yes"
     assert next(r for r in t.rows if r[1] == "ECE")[2] == "-0.050"
-    assert next(r for r in t.rows if r[1] == "AP50 (%)")[5] == "n<2"
+    assert next(r for r in t.rows if r[1] == "AP50 (%)")[5] == "n/a (n<2)"
+    default = paired_table(_runs(), ["baseline", "full"], n_resamples=500)  # 2 seeds: never "significant"
+    assert {r[5] for r in default.rows} == {"n/a (n<3)"}
 
 
 def test_paper_table_labels_comparability_and_latex_escapes():
