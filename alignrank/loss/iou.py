@@ -24,20 +24,11 @@ from typing import Callable
 import torch
 from ultralytics.utils.metrics import bbox_iou
 
+from alignrank.registry import Registry
+
 IoUFn = Callable[..., torch.Tensor]  # (box1 (...,4) xyxy, box2 (...,4) xyxy, eps) -> (..., 1)
-IOU_LOSSES: dict[str, IoUFn] = {}
-
-
-def register_iou(name: str) -> Callable[[IoUFn], IoUFn]:
-    """Decorator registering an IoU metric under ``name`` (the ``loss.iou_loss`` choices)."""
-
-    def deco(fn: IoUFn) -> IoUFn:
-        if name in IOU_LOSSES:
-            raise KeyError(f"IoU loss '{name}' is already registered")
-        IOU_LOSSES[name] = fn
-        return fn
-
-    return deco
+IOU_LOSSES = Registry("IoU loss")
+register_iou = IOU_LOSSES.register  # decorator: @register_iou("name")
 
 
 def get_iou(name: str) -> IoUFn:

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+from alignrank.registry import Registry
+
 LossBuilder = Callable[..., object]  # (model: DetectionModel, params: LossParams) -> criterion
-LOSSES: dict[str, LossBuilder] = {}
-
-
-def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
-    """Decorator registering a loss builder under ``name``."""
-
-    def deco(fn: LossBuilder) -> LossBuilder:
-        if name in LOSSES:
-            raise KeyError(f"loss '{name}' is already registered")
-        LOSSES[name] = fn
-        return fn
-
-    return deco
+LOSSES = Registry("loss")
+register_loss = LOSSES.register  # decorator: @register_loss("name")
 
 
 @register_loss("v8")

@@ -12,20 +12,11 @@ from typing import Callable
 
 from torch import nn
 
+from alignrank.registry import Registry
+
 HeadBuilder = Callable[..., nn.Module]  # (detect: Detect, params: ModelParams) -> Detect subclass
-HEADS: dict[str, HeadBuilder] = {}
-
-
-def register_head(name: str) -> Callable[[HeadBuilder], HeadBuilder]:
-    """Decorator registering a head builder under ``name``."""
-
-    def deco(fn: HeadBuilder) -> HeadBuilder:
-        if name in HEADS:
-            raise KeyError(f"head '{name}' is already registered")
-        HEADS[name] = fn
-        return fn
-
-    return deco
+HEADS = Registry("head")
+register_head = HEADS.register  # decorator: @register_head("name")
 
 
 @register_head("detect")

@@ -12,20 +12,11 @@ from typing import Callable
 
 from torch import nn
 
+from alignrank.registry import Registry
+
 AssignerBuilder = Callable[..., nn.Module]
-ASSIGNERS: dict[str, AssignerBuilder] = {}
-
-
-def register_assigner(name: str) -> Callable[[AssignerBuilder], AssignerBuilder]:
-    """Decorator registering an assigner builder under ``name`` (a ``loss.assigner`` choice)."""
-
-    def deco(fn: AssignerBuilder) -> AssignerBuilder:
-        if name in ASSIGNERS:
-            raise KeyError(f"assigner '{name}' is already registered")
-        ASSIGNERS[name] = fn
-        return fn
-
-    return deco
+ASSIGNERS = Registry("assigner")
+register_assigner = ASSIGNERS.register  # decorator: @register_assigner("name")
 
 
 def build_assigner(name: str, *, num_classes: int, stride: list[float], params) -> nn.Module:
