@@ -25,7 +25,10 @@ def test_project_registries_are_registries():
     from alignrank.loss.assigners import ASSIGNERS
     from alignrank.loss.iou import IOU_LOSSES
     from alignrank.loss.registry import LOSSES
+    from alignrank.nn.model import _load_plugins
     from alignrank.nn.registry import HEADS
+
+    _load_plugins()
 
     for reg in (HEADS, LOSSES, ASSIGNERS, IOU_LOSSES):
         assert isinstance(reg, Registry) and len(reg) >= 2
