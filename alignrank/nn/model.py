@@ -26,15 +26,9 @@ from alignrank.variants import get_variant
 
 
 def _load_plugins() -> None:
-    """Import the modules that register the non-stock heads and losses."""
-    import importlib
-
-    for mod in ("alignrank.nn.csd_head", "alignrank.loss.criterion"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:  # a plugin not yet present in this checkout
-            if e.name != mod:
-                raise
+    """Import the modules that register the non-stock head (``csd``) and loss (``rcq``)."""
+    import alignrank.loss.criterion  # noqa: F401
+    import alignrank.nn.csd_head  # noqa: F401
 
 
 class AlignRankModel(DetectionModel):
