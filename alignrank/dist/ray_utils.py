@@ -70,6 +70,12 @@ def ray_session(params: Params) -> Iterator[bool]:
               runtime_env={"env_vars": worker_env()})
     address = params.ray.address
     if address is None:
+        # a private local Ray keeps token auth on, with a per-process token in the environment instead of
+        # the ~/.ray/auth_token file Ray would otherwise write into the user's home
+        if not os.environ.get("RAY_AUTH_MODE") and not os.environ.get("RAY_AUTH_TOKEN"):
+            import secrets
+
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         ray.init(address="local", num_cpus=params.ray.num_cpus or os.cpu_count(), **kw)
     else:
         check_reachable(address)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,10 +25,11 @@ import pytest
 from tests.conftest import REPO, tiny_overrides
 
 RAY = str(Path(sys.executable).with_name("ray"))
-# Token auth on every side: `ray start` enables it (a token exists in ~/.ray) and a driver that joins by
-# explicit address sends the token only with RAY_AUTH_MODE=token, read when the process starts Ray
-# (so the driver runs as a fresh `alignrank sweep` process, as a user would run it; see docs/cluster.md).
-AUTH = {"RAY_AUTH_MODE": "token"}
+# Token auth on every side, with the cluster's token in the environment (RAY_AUTH_TOKEN) rather than in
+# ~/.ray/auth_token, so the test writes nothing into the user's home. A driver that joins by explicit
+# address sends the token only with RAY_AUTH_MODE=token, read when the process starts Ray (so the driver
+# runs as a fresh `alignrank sweep` process, as a user would run it; see docs/cluster.md).
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
 def _free_port() -> int:
