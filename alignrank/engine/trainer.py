@@ -14,6 +14,7 @@ Examples:
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,71 @@ def _check_compatible(weights: AlignRankModel, params: Params) -> None:
         )
 
 
+def _rng_file(trainer: DetectionTrainer) -> Path:
+    return Path(trainer.wdir) / "last_exact.pt"
+
+
+def _save_rng_state(trainer: DetectionTrainer) -> None:
+    """Save what an exact resume needs beside ``last.pt``, tagged with the epoch: the RNG states that drive
+    the next epoch's augmentation (python/numpy/torch; the image order is reseeded per epoch by
+    :func:`_reseed_epoch_order`) and the fp32 live model,
+    EMA and optimizer. Ultralytics' own checkpoint resumes the live weights from the EMA, with an fp16
+    optimizer state and fresh RNGs, so without this a resumed run is not the uninterrupted one."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    import random
+
+    import numpy as np
+    import torch
+
+    from alignrank.atomic import atomic_write_bytes
+
+    state = {"epoch": int(trainer.epoch), "python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(),
+             "model": unwrap_model(trainer.model).state_dict(), "ema": trainer.ema.ema.state_dict() if trainer.ema else None,
+             "updates": trainer.ema.updates if trainer.ema else None, "optimizer": trainer.optimizer.state_dict()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(_rng_file(trainer), buf.getvalue())
+
+
+def _reseed_epoch_order(trainer: DetectionTrainer) -> None:
+    """At each epoch start, seed the train loader's shuffling generator from (seed, epoch) and restart its
+    iterator: the epoch's image order then depends on nothing else, so a resumed run draws the same order
+    as the uninterrupted one (ultralytics' persistent iterator makes it depend on the whole history)."""
+    loader = getattr(trainer, "train_loader", None)
+    gen = getattr(loader, "generator", None)
+    if gen is None or not hasattr(loader, "reset"):
+        return
+    gen.manual_seed(int(trainer.args.seed) * 100_003 + int(trainer.epoch))
+    loader.reset()
+
+
+def _restore_rng_state(trainer: DetectionTrainer) -> None:
+    """On resume, restore the exact state saved with the checkpoint's epoch (skipped if the epochs differ)."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    import random
+
+    import numpy as np
+    import torch
+
+    f = _rng_file(trainer)
+    if not trainer.start_epoch or not f.is_file():
+        return
+    state = torch.load(f, weights_only=False)  # our own file, written by _save_rng_state in this run folder
+    if state.get("epoch") != trainer.start_epoch - 1:
+        return
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    unwrap_model(trainer.model).load_state_dict(state["model"])
+    if trainer.ema and state["ema"] is not None:
+        trainer.ema.ema.load_state_dict(state["ema"])
+        trainer.ema.updates = state["updates"]
+    trainer.optimizer.load_state_dict(state["optimizer"])
+
+
 class AlignRankTrainer(DetectionTrainer):
     """Detection trainer that builds :class:`AlignRankModel` from our params.
 
@@ -95,6 +161,8 @@ class AlignRankTrainer(DetectionTrainer):
     def __init__(self, params: Params, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None) -> None:
         self.ar_params = params
         super().__init__(DEFAULT_CFG, overrides, _callbacks)
+        self.add_callback("on_train_start", _restore_rng_state)
+        self.add_callback("on_train_epoch_start", _reseed_epoch_order)
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AlignRankModel:
         """Build our model for the configured variant and load ``weights`` into it (resume/fine-tune)."""
@@ -136,6 +204,8 @@ class AlignRankTrainer(DetectionTrainer):
             saved = super().save_model()
         finally:
             self.last, self.best = final
+        if self.last.with_name(f".{self.last.name}.tmp").exists():
+            _save_rng_state(self)  # before last.pt is replaced: a kill in between leaves an older, mismatched file
         for t, p in zip(tmp, final):
             if t.exists():
                 os.replace(t, p)

@@ -174,25 +174,13 @@ def test_sigint_during_dvc_repro_then_rerun_matches_uninterrupted(tmp_path):
         _no_procs_left(b)
         ta, tb = _ap_tables(a), _ap_tables(b)
         assert ta.keys() == tb.keys() and all(ta[k].keys() == tb[k].keys() for k in ta)
-        for name in ta:  # the run that was never interrupted: bit-exact
-            for row in ta[name]:
-                if row.startswith("rcq") or row.lower().startswith("yolov8 + rcq"):
-                    assert ta[name][row] == tb[name][row], (name, row)
-        same = ta == tb
-        print(f"resumed tables equal the uninterrupted ones: {same}")
-        if not same:  # the resumed run: present, same shape, every AP cell a number in both
-            for name in ta:
-                for row, cells in ta[name].items():
-                    assert cells.keys() == tb[name][row].keys()
-                    assert all(bool(v.strip()) == bool(tb[name][row][k].strip()) for k, v in cells.items())
-
-        # AP is ~0 at this budget, so also compare the per-epoch training losses (time column aside):
-        # the never-interrupted rcq run is bit-exact; the resumed baseline run is until the interrupt (epoch 1)
-        # and then diverges (ultralytics' resume does not restore the RNG / data-order state; docs/reliability.md)
+        # resume is exact on CPU (AlignRankTrainer saves RNG + fp32 model/EMA/optimizer beside last.pt and
+        # reseeds the image order per epoch), so the interrupted pipeline's tables equal the uninterrupted one's;
+        # AP is ~0 at this budget, so the per-epoch training losses of every run are compared too
+        assert ta == tb
         assert _curve(a, "rcq-s0") == _curve(b, "rcq-s0")
         ca, cb = _curve(a, "baseline-s0"), _curve(b, "baseline-s0")
-        assert len(ca) == len(cb) == 3 and ca[0] == cb[0]
-        print(f"resumed run's losses after the interrupt equal: {ca == cb}")
+        assert len(ca) == len(cb) == 3 and ca == cb
 
         out, seconds = _run(dvc, a)  # nothing changed: a no-op
         assert "didn't change" in out and "Running stage" not in out and seconds < 10, (seconds, out[-2000:])
