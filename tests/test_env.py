@@ -30,8 +30,6 @@ def test_local_ray_writes_no_token_into_home(tmp_path, monkeypatch):
     from tests.conftest import REPO
 
     monkeypatch.setenv("HOME", str(tmp_path))  # Path.home() follows $HOME
-    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     with ray_session(load_params(REPO / "params.yaml", {"ray.num_cpus": 1})):
         assert ray.get(ray.remote(lambda: 42).remote()) == 42
     assert not (tmp_path / ".ray").exists()

@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -55,6 +56,20 @@ def task_options(params: Params) -> dict:
             "max_retries": 0, "retry_exceptions": False}
 
 
+@functools.lru_cache(maxsize=1)
+def _process_token() -> str:
+    import secrets
+
+    return secrets.token_hex(32)
+
+
+def ensure_local_token() -> None:
+    """Before starting a private local Ray: keep token auth on, with a per-process token in the environment
+    instead of the ``~/.ray/auth_token`` file Ray would otherwise write into the user's home."""
+    if not os.environ.get("RAY_AUTH_MODE") and not os.environ.get("RAY_AUTH_TOKEN"):
+        os.environ["RAY_AUTH_TOKEN"] = _process_token()  # one per process: Ray caches the token it loaded
+
+
 @contextlib.contextmanager
 def ray_session(params: Params) -> Iterator[bool]:
     """Initialise Ray from ``params.ray`` for the block; yields True when this call started it.
@@ -70,12 +85,7 @@ def ray_session(params: Params) -> Iterator[bool]:
               runtime_env={"env_vars": worker_env()})
     address = params.ray.address
     if address is None:
-        # a private local Ray keeps token auth on, with a per-process token in the environment instead of
-        # the ~/.ray/auth_token file Ray would otherwise write into the user's home
-        if not os.environ.get("RAY_AUTH_MODE") and not os.environ.get("RAY_AUTH_TOKEN"):
-            import secrets
-
-            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        ensure_local_token()
         ray.init(address="local", num_cpus=params.ray.num_cpus or os.cpu_count(), **kw)
     else:
         check_reachable(address)
