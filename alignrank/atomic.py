@@ -53,6 +53,20 @@ class OutputWriteError(AlignRankError, OSError):
         return type(self), (self.strerror, self.errno, self.filename)
 
 
+def write_error(path: str | Path, e: OSError) -> OSError:
+    """``e`` as a one-line :class:`OutputWriteError` naming ``path`` when it is a disk/permission error.
+
+    For errors written by code that is not ours (ultralytics' checkpoints and ``results.csv``); any
+    other ``OSError`` (or one already converted) is returned unchanged.
+
+    >>> str(write_error("/runs/r/results.csv", OSError(errno.ENOSPC, "No space left on device"))).split(";")[0]
+    'cannot write /runs/r/results.csv: No space left on device (ENOSPC)'
+    """
+    if isinstance(e, OutputWriteError) or e.errno not in _FIX:
+        return e
+    return _error(Path(e.filename) if e.filename else Path(path), e)
+
+
 def _error(path: Path, e: OSError) -> OutputWriteError:
     reason = os.strerror(e.errno) if e.errno else str(e)
     code = f" ({errno.errorcode[e.errno]})" if e.errno in errno.errorcode else ""

@@ -61,6 +61,13 @@ def _guard(fn):
             _fail(e, 2)
         except AlignRankError as e:
             _fail(e, e.exit_code)
+        except OSError as e:  # a read-only or full output folder met outside our writers: one line, exit 1
+            from alignrank.atomic import write_error
+
+            err = write_error(e.filename or ".", e)
+            if err is e:
+                raise
+            _fail(err, 1)
         except KeyboardInterrupt:
             typer.secho("interrupted: finished work is kept; re-run the same command to resume", err=True)
             raise typer.Exit(130)

@@ -162,6 +162,8 @@ def _dispatch(todo: list[RunSpec], params: Params, factory, parent_id: Optional[
         for ref, s in inflight.items():
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):  # its attempt's MLflow run ends KILLED now, not at the re-run
+                end_dead_attempt(RunDir(s.dir), factory)
             progress.set(s.name, "interrupted")
         raise
     return results, errors, dict(attempts)

@@ -32,6 +32,7 @@ import yaml
 from alignrank.config import flatten, params_dict
 from alignrank.config.schema import Params
 from alignrank.dist.cache import RunKey, data_root, run_dir, run_key
+from alignrank.atomic import write_error
 from alignrank.engine import faults
 from alignrank.engine.callbacks import EpochLogger, ReportFn
 from alignrank.engine.guards import FiniteLossGuard
@@ -105,6 +106,11 @@ def _fit(params: Params, tracker: Tracker, rd: RunDir, *, resume: bool, report: 
             trainer.add_callback("on_train_batch_end", FiniteLossGuard(run_name=rd.name, last=rd.last))
             trainer.add_callback("on_train_epoch_start", faults.nan_hook(rd.path))  # inert unless ALIGNRANK_FAULT
             trainer.train()
+    except OSError as e:  # full disk / read-only folder under ultralytics' own writes: one line, not a traceback
+        err = write_error(rd.path, e)
+        if err is e:
+            raise
+        raise err from e
     finally:
         torch.set_num_threads(threads)
     src = cb.final or cb.last or {}
@@ -163,7 +169,7 @@ def train(
     tracker.set_tags({**run_tags(params, key, provenance), "attempts": str(attempts), "start_state": state})
     tracker.log_params(flatten(params_dict(params)))
     rd.write_status(state="running", epoch=0, epochs=params.train.epochs, attempt=attempts, pid=os.getpid(),
-                    host=socket.gethostname(), updated=time.time())
+                    host=socket.gethostname(), mlflow_run_id=tracker.run_id, updated=time.time())
     if state == "finalize":
         final = read_json(rd.metrics_json) or {}
     else:
@@ -207,14 +213,51 @@ def end_dead_attempt(rd: RunDir, factory) -> Optional[str]:
     ``failed`` / ``interrupted`` and ends its run itself). Called by the sweep driver when it sees a
     worker die, and by the next attempt. Returns the run id marked, or None.
     """
+    from alignrank.tracking import spool
+
     status = read_json(rd.status_json) or {}
-    run_id = rd.meta().get("mlflow_run_id")
+    run_id = status.get("mlflow_run_id") or rd.meta().get("mlflow_run_id")  # status: written as the run opened
     if not run_id or status.get("state") != "running" or rd.done() is not None:
         return None
-    with contextlib.suppress(Exception):  # tracking trouble must not stop the retry
-        factory.open(run_id=run_id).end("KILLED")
+    path = rd.path / spool.SPOOL_NAME
+    if path.is_file() or spool.is_offline_id(run_id):  # it died offline: its end goes after its spooled records
+        spool.append(path, {"run_id": run_id, "kind": "end",
+                            "payload": {"status": "KILLED", "timestamp": int(time.time() * 1000)}})
+    else:
+        with contextlib.suppress(Exception):  # tracking trouble must not stop the retry
+            factory.open(run_id=run_id).end("KILLED")
     rd.write_status(state="killed", updated=time.time())
     return run_id
+
+
+def open_attempt(factory, rd: RunDir, *, run_name: str, parent_run_id: Optional[str], tags: dict) -> Tracker:
+    """The spooling tracker of one attempt; a sweep's run starts offline if the server went away meanwhile.
+
+    A run of a sweep (``parent_run_id`` given: the sweep's start proved the server was up) whose server
+    is unreachable now (quick ``/health`` probe, or a failed create) is created offline
+    (:meth:`~alignrank.tracking.spool.SpoolingTracker.offline_run`) and trains on. A run on its own
+    (``alignrank train``) fails with the one-line :class:`~alignrank.errors.TrackingError` instead.
+    """
+    from alignrank.errors import TrackingError
+    from alignrank.tracking.spool import SpoolingTracker, is_unreachable, reachable, spooling
+
+    uri = getattr(factory, "uri", None)
+    may_go_offline = parent_run_id is not None and str(uri).startswith(("http://", "https://"))
+
+    def offline(reason: str) -> Tracker:
+        return SpoolingTracker.offline_run(rd.path / "tracking_spool.jsonl", uri=uri, experiment=factory.experiment,
+                                           artifact_root=getattr(factory, "artifact_root", None), run_name=run_name,
+                                           parent_run_id=parent_run_id, tags=tags, reason=reason)
+
+    if may_go_offline and not reachable(uri):
+        return offline("tracking server unreachable at run start")
+    try:
+        tracker = factory.open(run_name=run_name, parent_run_id=parent_run_id, tags=tags)
+    except TrackingError as e:
+        if not (may_go_offline and is_unreachable(e)):
+            raise
+        return offline(str(e).splitlines()[0])
+    return spooling(tracker, rd.path, uri=uri)  # server gone mid-run: spool, go on
 
 
 def execute(
@@ -231,7 +274,8 @@ def execute(
 
     A retried / resumed run gets one MLflow run per attempt: earlier ones end FAILED / KILLED with their
     per-epoch metrics, the final metrics go to the attempt that finishes (``done.json``'s ``mlflow_run_id``).
-    While the tracking server is unreachable the records are spooled (:mod:`alignrank.tracking.spool`).
+    While the tracking server is unreachable the records are spooled (:mod:`alignrank.tracking.spool`);
+    a sweep's run that starts while it is down is created offline (:func:`open_attempt`).
 
     Args:
         params: Resolved params of the run.
@@ -239,29 +283,30 @@ def execute(
         parent_run_id: MLflow parent (the sweep's run).
         provenance, key, report, stream: see :func:`train`.
     """
-    from alignrank.tracking.spool import spooling
-
     key = key or run_key(params)
     rd = RunDir(run_dir(params, key))
     if rd.done() is not None:
         return summary(rd, cached=True)
     end_dead_attempt(rd, factory)
     attempt = int(rd.meta().get("attempts", 0)) + 1  # = train()'s count: each attempt is its own MLflow run
-    tracker = factory.open(run_name=key.name if attempt == 1 else f"{key.name}-attempt{attempt}",
+    rd.path.mkdir(parents=True, exist_ok=True)
+    tracker = open_attempt(factory, rd, run_name=key.name if attempt == 1 else f"{key.name}-attempt{attempt}",
                            parent_run_id=parent_run_id,
                            tags={"variant": key.variant, "seed": str(key.seed), "run_key": key.hash,
                                  "attempt": str(attempt)})
-    tracker = spooling(tracker, rd.path, uri=getattr(factory, "uri", None))  # server gone mid-run: spool, go on
+    rd.write_status(state="running", mlflow_run_id=tracker.run_id, attempt=attempt, updated=time.time())
     try:
         train(params, tracker, report=report, key=key, provenance=provenance, stream=stream)
     except KeyboardInterrupt:
-        rd.write_status(state="interrupted", updated=time.time())
+        with contextlib.suppress(OSError):  # (a full disk must not hide the interrupt)
+            rd.write_status(state="interrupted", updated=time.time())
         _end(tracker, "KILLED")
         raise
     except BaseException as e:
-        if rd.path.is_dir():
-            rd.write_status(state="failed", error=str(e).splitlines()[0][:300] if str(e) else type(e).__name__,
-                            updated=time.time())
+        with contextlib.suppress(OSError):  # (a full disk must not hide the original error)
+            if rd.path.is_dir():
+                rd.write_status(state="failed", error=str(e).splitlines()[0][:300] if str(e) else type(e).__name__,
+                                updated=time.time())
         _end(tracker, "FAILED")
         raise
     tracker.end("FINISHED")

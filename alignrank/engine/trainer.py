@@ -22,6 +22,7 @@ from typing import Any
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG
 
+from alignrank.atomic import write_error
 from alignrank.config.schema import Params
 from alignrank.errors import UsageError
 from alignrank.nn.model import AlignRankModel
@@ -202,6 +203,12 @@ class AlignRankTrainer(DetectionTrainer):
         self.last, self.best = tmp
         try:
             saved = super().save_model()
+        except BaseException as e:  # full disk, Ctrl-C: drop the partial temp files, keep the previous checkpoints
+            for t in tmp:
+                t.unlink(missing_ok=True)
+            if isinstance(e, OSError) and write_error(final[0], e) is not e:
+                raise write_error(final[0], e) from e  # one line naming the checkpoint
+            raise
         finally:
             self.last, self.best = final
         if self.last.with_name(f".{self.last.name}.tmp").exists():

@@ -34,6 +34,7 @@ for _k, _v in {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACK
 
 T = TypeVar("T")
 RETRY_ATTEMPTS = 8  # with the back-off below: about 30 s of retries before a TrackingError
+UNREACHABLE_ATTEMPTS = 2  # a refused/timed-out connection (each try already has MLflow's own HTTP retries)
 PARENT_TAG = "mlflow.parentRunId"
 _NO_RETRY = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST",
              "PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_STATE"}
@@ -57,8 +58,10 @@ def _retry(what: str, fn: Callable[[], T], *, uri: str, base: float = 0.25) -> T
         try:
             return fn()
         except Exception as e:  # noqa: BLE001 - classified below
+            from alignrank.tracking.spool import is_unreachable
+
             code = getattr(e, "error_code", None)
-            if code in _NO_RETRY or i == attempts - 1:
+            if code in _NO_RETRY or i == attempts - 1 or (i >= UNREACHABLE_ATTEMPTS - 1 and is_unreachable(e)):
                 msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
                 raise TrackingError(
                     f"MLflow at {redact_uri(uri)}: {what} failed ({msg.replace(uri, redact_uri(uri))}); "
@@ -127,13 +130,22 @@ class MlflowTracker:
             experiment: Experiment name (created if missing, with ``artifact_root``).
             run_name: Display name of a new run.
             parent_run_id: Nest the new run under this one (sweep parent).
-            run_id: Existing run to continue (a resumed training).
+            run_id: Existing run to continue (a resumed training); an ``offline-`` id (a run created while
+                the server was down) names the run its replay created (TrackingError until synced).
             tags: Extra tags of a new run.
             artifact_root: Artifact folder/URI of a newly created experiment.
         """
         import mlflow  # the only package that imports mlflow is alignrank.tracking
 
+        from alignrank.tracking.spool import find_offline, is_offline_id
+
         client = _retry("connect", lambda: mlflow.MlflowClient(tracking_uri=tracking_uri), uri=tracking_uri)
+        if is_offline_id(run_id):  # created while the server was down: the run its replay made
+            real = find_offline(client, run_id, uri=tracking_uri)
+            if real is None:
+                raise TrackingError(f"run {run_id} was created while the tracking server was unreachable and is "
+                                    f"not in {redact_uri(tracking_uri)} yet; run `alignrank sync` first")
+            run_id = real
         if run_id:
             try:
                 run = client.get_run(run_id)

@@ -8,9 +8,17 @@ fsync) and every later call of the run is spooled too (order kept; the server is
 ``end`` the spool is flushed once if the server answers; what is left is replayed by ``alignrank sync``
 (:mod:`alignrank.tracking.sync`). Other tracking errors (a refused value, a missing run) still raise.
 
+A run that STARTS while the server is unreachable (a later run of a sweep, a retry: the sweep's own
+start already proved the server was up) is created offline (:meth:`SpoolingTracker.offline_run`): it
+gets a provisional id ``offline-<uuid>`` and its first spooled record is ``create`` (experiment, name,
+parent, tags, start time). Replay creates the MLflow run tagged ``alignrank.offline_id = <that id>``, so
+later records, a second replay and :meth:`~alignrank.tracking.mlflow_tracker.MlflowTracker.start` (by
+``run_id``) all find the same run: never a duplicate.
+
 Replay is idempotent: metrics carry the timestamp and step they were logged with (MLflow ignores an
 identical (key, step, timestamp, value)), params/tags are re-set to the same value, ``end`` re-sets
-the same status, artifacts overwrite the same path. Entries are removed only after all were replayed.
+the same status, artifacts overwrite the same path, ``create`` finds the run it made before. Entries
+are removed only after all were replayed.
 
 Examples:
     >>> import tempfile
@@ -31,12 +39,15 @@ import os
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from alignrank.errors import TrackingError
 
 SPOOL_NAME = "tracking_spool.jsonl"
+OFFLINE_PREFIX = "offline-"  # provisional run id of a run created while the server was unreachable
+OFFLINE_TAG = "alignrank.offline_id"  # set on the MLflow run that replay creates for such a run
 RECHECK_S = 30.0  # while offline: probe the server at most this often
 PROBE_TIMEOUT_S = 3.0
 _UNREACHABLE_TEXT = ("Max retries exceeded", "Failed to establish a new connection", "Connection refused",
@@ -116,13 +127,67 @@ def read(path: Path) -> list[dict]:
     return out
 
 
-def apply(client, record: Mapping[str, Any], *, uri: str) -> None:
-    """Send one spooled record to the store with explicit timestamps (idempotent)."""
+def is_offline_id(run_id: Optional[str]) -> bool:
+    """True for the provisional id of a run created while the server was unreachable."""
+    return bool(run_id) and str(run_id).startswith(OFFLINE_PREFIX)
+
+
+def find_offline(client, offline_id: str, *, uri: str) -> Optional[str]:
+    """The MLflow id of the run that a replay created for ``offline_id`` (None: not replayed yet)."""
+    from alignrank.tracking.mlflow_tracker import _retry
+
+    exps = _retry("list experiments", lambda: [e.experiment_id for e in client.search_experiments()], uri=uri)
+    if not exps:
+        return None
+    runs = _retry("find offline run", lambda: client.search_runs(
+        exps, filter_string=f"tags.`{OFFLINE_TAG}` = '{offline_id}'", max_results=1), uri=uri)
+    return runs[0].info.run_id if runs else None
+
+
+def _resolve(client, run_id: str, ids: dict, *, uri: str) -> str:
+    """``run_id`` itself, or the MLflow id of the offline-created run it names."""
+    if not is_offline_id(run_id):
+        return run_id
+    if run_id not in ids:
+        real = find_offline(client, run_id, uri=uri)
+        if real is None:
+            raise TrackingError(f"run {run_id} was created offline but its 'create' record was never replayed; "
+                                f"restore that record in its spool and re-run `alignrank sync`")
+        ids[run_id] = real
+    return ids[run_id]
+
+
+def _create(client, offline_id: str, p: Mapping[str, Any], ids: dict, *, uri: str) -> str:
+    """Create (once) the MLflow run of an offline-created run; returns its id."""
+    from alignrank.tracking.mlflow_tracker import PARENT_TAG, _retry, get_or_create_experiment
+
+    real = find_offline(client, offline_id, uri=uri)  # a previous replay made it already
+    if real is None:
+        exp_id = get_or_create_experiment(client, p["experiment"], uri=uri, artifact_root=p.get("artifact_root"))
+        tags = {**p.get("tags", {}), OFFLINE_TAG: offline_id}
+        if p.get("parent_run_id"):
+            tags[PARENT_TAG] = _resolve(client, p["parent_run_id"], ids, uri=uri)
+        real = _retry("replay create run", lambda: client.create_run(
+            exp_id, start_time=int(p["start_time"]), tags=tags, run_name=p.get("run_name")), uri=uri).info.run_id
+    ids[offline_id] = real
+    return real
+
+
+def apply(client, record: Mapping[str, Any], *, uri: str, ids: Optional[dict] = None) -> None:
+    """Send one spooled record to the store with explicit timestamps (idempotent).
+
+    ``ids`` maps provisional ``offline-`` ids to the MLflow ids replay created (filled in here).
+    """
     from mlflow.entities import Metric, Param, RunTag
 
     from alignrank.tracking.mlflow_tracker import _retry
 
+    ids = {} if ids is None else ids
     rid, kind, p = record["run_id"], record["kind"], record["payload"]
+    if kind == "create":
+        _create(client, rid, p, ids, uri=uri)
+        return
+    rid = _resolve(client, rid, ids, uri=uri)
     if kind == "metrics":
         items = [Metric(k, float(v), int(p["timestamp"]), int(p["step"])) for k, v in p["metrics"].items()]
         for i in range(0, len(items), 1000):
@@ -151,11 +216,12 @@ def apply(client, record: Mapping[str, Any], *, uri: str) -> None:
         raise TrackingError(f"unknown spool record kind {kind!r} (run {rid}); remove that line and re-run")
 
 
-def replay(path: Path, uri: str) -> int:
+def replay(path: Path, uri: str, ids: Optional[dict] = None) -> int:
     """Replay every record of the spool at ``path`` to ``uri`` in order, then remove the spool.
 
     Holds the spool's lock meanwhile (a live run appending waits). On any failure nothing is removed
-    (a later replay re-sends everything; duplicates are ignored by the store). Returns the record count.
+    (a later replay re-sends everything; duplicates are ignored by the store). Returns the record count;
+    ``ids`` (optional) receives ``{offline id: MLflow id}`` of the runs created offline.
     """
     import mlflow
 
@@ -167,10 +233,27 @@ def replay(path: Path, uri: str) -> int:
         records = read(path)
         if records:
             client = mlflow.MlflowClient(tracking_uri=uri)
+            ids = {} if ids is None else ids
             for r in records:
-                apply(client, r, uri=uri)
+                apply(client, r, uri=uri, ids=ids)
         os.unlink(path)  # under the lock: an appender waiting on it re-opens a fresh file
     return len(records)
+
+
+class _Pending:
+    """Inner tracker of a run created offline, until a replay creates its MLflow run: fails as unreachable."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def __getattr__(self, name: str):
+        def unreachable(*args, **kwargs):
+            try:
+                raise ConnectionError(f"run {self.run_id} not created in the tracking store yet")
+            except ConnectionError as e:
+                raise TrackingError(f"run {self.run_id} is offline") from e
+
+        return unreachable
 
 
 class SpoolingTracker:
@@ -201,19 +284,60 @@ class SpoolingTracker:
         self._probed = time.time()
         return self.flush()
 
+    @classmethod
+    def offline_run(cls, path: Path, *, uri: str, experiment: str, run_name: Optional[str] = None,
+                    parent_run_id: Optional[str] = None, tags: Optional[Mapping[str, Any]] = None,
+                    artifact_root: Optional[str] = None, reason: str = "",
+                    stream=sys.stderr) -> "SpoolingTracker":
+        """A run created while the server is unreachable: provisional id, ``create`` record spooled first.
+
+        Everything it logs is spooled until the server answers again (then replayed: the MLflow run is
+        created, nested under ``parent_run_id``, and logging goes on directly), or ``alignrank sync``.
+        """
+        rid = OFFLINE_PREFIX + uuid.uuid4().hex
+        append(path, {"run_id": rid, "kind": "create", "payload": {
+            "experiment": experiment, "artifact_root": artifact_root, "run_name": run_name,
+            "parent_run_id": parent_run_id, "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+            "start_time": int(time.time() * 1000)}})
+        t = cls(_Pending(rid), path, uri=uri, stream=stream)
+        t.offline, t._probed = True, time.time()
+        t._note(f"{reason[:200] or 'server unreachable'} -> run {run_name or rid} starts offline as {rid}; records "
+                f"spooled to {path} (replayed when the server is back, or by `alignrank sync`)")
+        return t
+
+    def _attach(self, ids: Mapping[str, str]) -> bool:
+        """After a replay: log an offline-created run directly to the MLflow run made for it."""
+        if not isinstance(self.inner, _Pending):
+            return True
+        import mlflow
+
+        from alignrank.tracking.mlflow_tracker import MlflowTracker
+
+        client = mlflow.MlflowClient(tracking_uri=self.uri)
+        real = ids.get(self.run_id) or find_offline(client, self.run_id, uri=self.uri)
+        if real is None:
+            return False
+        self.inner = MlflowTracker(client, real, uri=self.uri)
+        return True
+
     def flush(self) -> bool:
         """Try once to replay the spool (if the server answers); True when nothing is left spooled."""
-        if not self.path.is_file():
+        pending = isinstance(self.inner, _Pending)
+        if not self.path.is_file() and not pending:
             self.offline = False
             return True
         if not self.uri or not reachable(self.uri):
             return False
+        ids: dict = {}
         try:
-            n = replay(self.path, self.uri)
+            n = replay(self.path, self.uri, ids)
+            if not self._attach(ids):
+                return False
         except TrackingError as e:
             self._note(f"spool {self.path} kept ({e}); run `alignrank sync` later")
             return False
-        self._note(f"server back: replayed {n} spooled records of run {self.run_id}")
+        if n:
+            self._note(f"server back: replayed {n} spooled records of run {self.run_id}")
         self.offline = False
         return True
 

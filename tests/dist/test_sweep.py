@@ -113,6 +113,8 @@ def test_ctrl_c_cancels_then_rerun_resumes(tiny_data, tmp_path, monkeypatch):
     assert not ray.is_initialized()
     _, runs = runs_of(tmp_path)
     assert runs[next(n for n in runs if n.startswith("sweep-"))].info.status == "KILLED"
+    (cancelled,) = [r for n, r in runs.items() if n.startswith("baseline-s0-")]
+    assert cancelled.info.status == "KILLED"  # the cancelled attempt is closed at Ctrl-C time
     monkeypatch.setattr(progress_mod.Progress, "poll", orig)
     s = run_sweep(p)
     (run,) = s["runs"]
