@@ -83,8 +83,15 @@ def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Pa
     from alignrank.eval.evaluator import evaluate_detections
     from alignrank.eval.predict import predict_split
 
+    from alignrank.engine.rundir import resolve_path
+
     weights = Path(run["weights"])
     eval_dir = eval_root() / "cache" / Path(run["run_dir"]).name  # never inside the train stage's outputs
+    root = resolve_path(params.train.out_dir).resolve()
+    if not weights.resolve().is_relative_to(root):  # checkpoints are pickles: load only those our runs wrote
+        return {"status": "refused", "eval_dir": str(eval_dir),
+                "error": f"{weights}: outside train.out_dir ({root}); only checkpoints of our own run folders are "
+                         f"loaded (a .pt file is a pickle that can run code)"}
     if not weights.is_file():
         return {"status": "missing", "eval_dir": str(eval_dir), "error": f"{weights}: checkpoint not found"}
     stamp = {"weights_sha256": _sha256(weights), "eval": to_dict(params.eval), "gt_sha256": gt_sha}
@@ -186,7 +193,7 @@ def run_evaluate(params: Params, *, open_tracker: Optional[Callable] = None, tra
             missing.append(f"{name}: run not finished (status '{run['status']}'); complete the sweep")
             continue
         res = evaluate_run(run, params, gt, gt_sha, data_root, coco_gt=cgt)
-        if res["status"] == "missing":
+        if res["status"] in ("missing", "refused"):
             missing.append(f"{name}: {res['error']}")
             continue
         counts[res["status"]] += 1

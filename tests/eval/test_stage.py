@@ -148,3 +148,19 @@ def test_metrics_and_artifacts_reach_the_runs_mlflow_run(fake_runs, tmp_path):
     run = client.get_run(t.run_id)
     assert {"eval/ap", "eval/ece", "eval/tide_dap_cls", "eval/nms_free_ap"} <= set(run.data.metrics)  # NaN ones are not logged
     assert {a.path for a in client.list_artifacts(t.run_id, "eval")} >= {"eval/metrics.json", "eval/predictions.json"}
+
+
+def test_a_checkpoint_outside_our_run_folders_is_never_loaded(fake_runs, tmp_path, monkeypatch):
+    import ultralytics.nn.tasks as tasks
+
+    params, runs = fake_runs
+    foreign = tmp_path / "downloads" / "best.pt"  # a real checkpoint, but not one of our run folders
+    foreign.parent.mkdir()
+    foreign.write_bytes(Path(runs[1]["weights"]).read_bytes())
+    runs[:] = [runs[0], {**runs[1], "weights": str(foreign)}]
+    loaded, orig = [], tasks.load_checkpoint
+    monkeypatch.setattr(tasks, "load_checkpoint", lambda w, *a, **k: loaded.append(str(w)) or orig(w, *a, **k))
+    out = stage.run_evaluate(params, track=False)
+    assert out["evaluated"] == 1 and loaded == [runs[0]["weights"]]  # ours loaded, the foreign one never
+    (line,) = out["missing"]
+    assert "full-s0" in line and "outside train.out_dir" in line and str(foreign) in line
