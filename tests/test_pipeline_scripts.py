@@ -21,3 +21,17 @@ def test_every_stage_script_exists_and_is_thin():
             script = REPO / stage["cmd"].split()[-1]
             assert script.is_file(), f"{dvc.name}:{name}: {script} missing"
             assert len(script.read_text().splitlines()) <= 80, f"{script} is not a thin stage script"
+
+
+def test_dvc_lock_files_are_not_git_ignored():
+    """DVC refuses to write a git-ignored ``dvc.lock`` ("is git-ignored"): `dvc repro` would fail on a fresh clone."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    for lock in ("dvc.lock", "tune/dvc.lock"):
+        r = subprocess.run(["git", "check-ignore", "-q", lock], cwd=REPO)
+        assert r.returncode == 1, f"{lock} is git-ignored: remove it from .gitignore"
