@@ -161,6 +161,9 @@ def main() -> None:
             "sweep.variants": ["baseline"], "sweep.seeds": [0, 1], "ray.num_cpus": 2, "ray.cpus_per_run": 1,
         })
         run_data(base)
+        from alignrank.dist.ray_utils import ensure_local_token
+
+        ensure_local_token()  # token auth without writing ~/.ray/auth_token
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"ALIGNRANK_ROOT": str(root), "TQDM_DISABLE": "1"}})
         pids = set(ray.get([ray.remote(num_cpus=1)(warm).remote() for _ in range(2)]))
