@@ -72,13 +72,21 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 def reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Quick probe: ``GET <uri>/health`` for an HTTP server (other stores: True, the replay will tell)."""
+    """Quick probe: does the HTTP server at ``uri`` answer ``GET <uri>/health``? (other stores: True).
+
+    Any HTTP answer counts (a server behind an auth proxy may say 401/403/404 there) except a gateway's
+    502/503/504; a refused or timed-out connection does not.
+    """
+    import urllib.error
+
     if not uri.startswith(("http://", "https://")):
         return True
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as r:  # noqa: S310 - our URI
-            return 200 <= r.status < 300
-    except Exception:  # noqa: BLE001 - any failure means "not now"
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):  # noqa: S310 - our URI
+            return True
+    except urllib.error.HTTPError as e:
+        return e.code not in (502, 503, 504)
+    except Exception:  # noqa: BLE001 - no answer at all: not now
         return False
 
 

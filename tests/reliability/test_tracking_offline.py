@@ -174,3 +174,28 @@ def test_server_down_mid_sweep_later_runs_start_offline_then_sync_logs_everythin
         assert [st for st, _ in history(c, rid, "final/map50_95")] == [2]
         assert child.data.params["train.seed"] == str(run["seed"])
         assert "weights/best.pt" in [a.path for a in c.list_artifacts(rid, "weights")]
+
+
+@pytest.mark.parametrize("code, up", [(200, True), (401, True), (404, True), (503, False), (None, False)])
+def test_any_http_answer_counts_as_reachable_but_a_gateway_error_or_no_answer_does_not(code, up):
+    """A server behind an auth proxy answers /health with 401: it is up, runs must not go offline."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(code)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    if code is None:
+        assert spool.reachable(f"http://127.0.0.1:{free_port()}", timeout=2) is False
+        return
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        assert spool.reachable(f"http://127.0.0.1:{srv.server_address[1]}", timeout=5) is up
+    finally:
+        srv.shutdown()
