@@ -64,7 +64,7 @@ def _guard(fn):
         except OSError as e:  # a read-only or full output folder met outside our writers: one line, exit 1
             from alignrank.atomic import write_error
 
-            err = write_error(e.filename or ".", e)
+            err = write_error("the output folder", e)  # (names e.filename when the error has one)
             if err is e:
                 raise
             _fail(err, 1)

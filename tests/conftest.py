@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,24 @@ def tiny_overrides(data_root: Path | str, out: Path | str) -> dict:
         "train.out_dir": str(Path(out) / "runs"),
         "model.scale": "n",
     }
+
+
+def set_args(overrides: dict) -> list[str]:
+    """``--set key=value`` CLI arguments for ``overrides`` (non-strings as JSON: numbers, lists, booleans)."""
+    return [a for k, v in overrides.items() for a in ("--set", f"{k}={v if isinstance(v, str) else json.dumps(v)}")]
+
+
+def train_first_epoch_only(params, data: Path, save_dir: Path, keep: Path) -> None:
+    """Train ``params`` into ``save_dir`` but stop after epoch 1, keeping that unfinished ``last.pt`` as ``keep``."""
+    from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
+
+    def stop_after_first_epoch(trainer):
+        shutil.copy(trainer.last, keep)  # before final_eval strips the optimizer
+        trainer.stop = True
+
+    first = AlignRankTrainer(params, ultralytics_overrides(params, data=data, save_dir=save_dir))
+    first.add_callback("on_model_save", stop_after_first_epoch)
+    first.train()
 
 
 @pytest.fixture(scope="session")

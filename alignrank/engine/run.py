@@ -29,10 +29,10 @@ from typing import Iterator, Optional, TextIO
 
 import yaml
 
+from alignrank.atomic import write_error
 from alignrank.config import flatten, params_dict
 from alignrank.config.schema import Params
 from alignrank.dist.cache import RunKey, data_root, run_dir, run_key
-from alignrank.atomic import write_error
 from alignrank.engine import faults
 from alignrank.engine.callbacks import EpochLogger, ReportFn
 from alignrank.engine.guards import FiniteLossGuard
@@ -169,7 +169,7 @@ def train(
     tracker.set_tags({**run_tags(params, key, provenance), "attempts": str(attempts), "start_state": state})
     tracker.log_params(flatten(params_dict(params)))
     rd.write_status(state="running", epoch=0, epochs=params.train.epochs, attempt=attempts, pid=os.getpid(),
-                    host=socket.gethostname(), mlflow_run_id=tracker.run_id, updated=time.time())
+                    host=socket.gethostname(), updated=time.time())
     if state == "finalize":
         final = read_json(rd.metrics_json) or {}
     else:
@@ -239,13 +239,13 @@ def open_attempt(factory, rd: RunDir, *, run_name: str, parent_run_id: Optional[
     (``alignrank train``) fails with the one-line :class:`~alignrank.errors.TrackingError` instead.
     """
     from alignrank.errors import TrackingError
-    from alignrank.tracking.spool import SpoolingTracker, is_unreachable, reachable, spooling
+    from alignrank.tracking.spool import SPOOL_NAME, SpoolingTracker, is_unreachable, reachable, spooling
 
     uri = getattr(factory, "uri", None)
     may_go_offline = parent_run_id is not None and str(uri).startswith(("http://", "https://"))
 
     def offline(reason: str) -> Tracker:
-        return SpoolingTracker.offline_run(rd.path / "tracking_spool.jsonl", uri=uri, experiment=factory.experiment,
+        return SpoolingTracker.offline_run(rd.path / SPOOL_NAME, uri=uri, experiment=factory.experiment,
                                            artifact_root=getattr(factory, "artifact_root", None), run_name=run_name,
                                            parent_run_id=parent_run_id, tags=tags, reason=reason)
 
@@ -289,13 +289,14 @@ def execute(
         return summary(rd, cached=True)
     end_dead_attempt(rd, factory)
     attempt = int(rd.meta().get("attempts", 0)) + 1  # = train()'s count: each attempt is its own MLflow run
-    rd.path.mkdir(parents=True, exist_ok=True)
+    rd.path.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here, before an MLflow run exists
     tracker = open_attempt(factory, rd, run_name=key.name if attempt == 1 else f"{key.name}-attempt{attempt}",
                            parent_run_id=parent_run_id,
                            tags={"variant": key.variant, "seed": str(key.seed), "run_key": key.hash,
                                  "attempt": str(attempt)})
-    rd.write_status(state="running", mlflow_run_id=tracker.run_id, attempt=attempt, updated=time.time())
     try:
+        # the run id first: end_dead_attempt can close this attempt's run if the worker dies from here on
+        rd.write_status(state="running", mlflow_run_id=tracker.run_id, attempt=attempt, updated=time.time())
         train(params, tracker, report=report, key=key, provenance=provenance, stream=stream)
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):  # (a full disk must not hide the interrupt)

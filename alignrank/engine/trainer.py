@@ -206,8 +206,9 @@ class AlignRankTrainer(DetectionTrainer):
         except BaseException as e:  # full disk, Ctrl-C: drop the partial temp files, keep the previous checkpoints
             for t in tmp:
                 t.unlink(missing_ok=True)
-            if isinstance(e, OSError) and write_error(final[0], e) is not e:
-                raise write_error(final[0], e) from e  # one line naming the checkpoint
+            err = write_error(final[0], e) if isinstance(e, OSError) else e
+            if err is not e:
+                raise err from e  # one line naming the checkpoint
             raise
         finally:
             self.last, self.best = final

@@ -78,12 +78,11 @@ def _device() -> str:
 
 def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Path, *, coco_gt=None) -> dict:
     """Predict (unless cached) and evaluate one run; returns ``{"status", "metrics", "meta", "eval_dir"}``."""
+    from alignrank.engine.rundir import resolve_path
     from alignrank.eval.boxes import Detections
     from alignrank.eval.calibration import save_reliability
     from alignrank.eval.evaluator import evaluate_detections
     from alignrank.eval.predict import predict_split
-
-    from alignrank.engine.rundir import resolve_path
 
     weights = Path(run["weights"])
     eval_dir = eval_root() / "cache" / Path(run["run_dir"]).name  # never inside the train stage's outputs

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from alignrank.errors import TrackingError
+from alignrank.tracking.spool import find_offline, is_offline_id, is_unreachable
 
 # Bounded HTTP behaviour of the MLflow REST client (defaults would wait minutes on a dead server).
 for _k, _v in {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -58,8 +59,6 @@ def _retry(what: str, fn: Callable[[], T], *, uri: str, base: float = 0.25) -> T
         try:
             return fn()
         except Exception as e:  # noqa: BLE001 - classified below
-            from alignrank.tracking.spool import is_unreachable
-
             code = getattr(e, "error_code", None)
             if code in _NO_RETRY or i == attempts - 1 or (i >= UNREACHABLE_ATTEMPTS - 1 and is_unreachable(e)):
                 msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
@@ -136,8 +135,6 @@ class MlflowTracker:
             artifact_root: Artifact folder/URI of a newly created experiment.
         """
         import mlflow  # the only package that imports mlflow is alignrank.tracking
-
-        from alignrank.tracking.spool import find_offline, is_offline_id
 
         client = _retry("connect", lambda: mlflow.MlflowClient(tracking_uri=tracking_uri), uri=tracking_uri)
         if is_offline_id(run_id):  # created while the server was down: the run its replay made

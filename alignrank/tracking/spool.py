@@ -249,19 +249,16 @@ def replay(path: Path, uri: str, ids: Optional[dict] = None) -> int:
 
 
 class _Pending:
-    """Inner tracker of a run created offline, until a replay creates its MLflow run: fails as unreachable."""
+    """Inner tracker of a run created offline, until a replay creates its MLflow run: every call fails as
+    unreachable (so :class:`SpoolingTracker` spools it)."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
 
-    def __getattr__(self, name: str):
-        def unreachable(*args, **kwargs):
-            try:
-                raise ConnectionError(f"run {self.run_id} not created in the tracking store yet")
-            except ConnectionError as e:
-                raise TrackingError(f"run {self.run_id} is offline") from e
+    def _unreachable(self, *args: Any, **kwargs: Any) -> None:
+        raise TrackingError(f"run {self.run_id} is offline") from ConnectionError("not in the tracking store yet")
 
-        return unreachable
+    log_params = set_tags = log_metrics = log_artifact = end = _unreachable
 
 
 class SpoolingTracker:

@@ -16,7 +16,7 @@ from alignrank.config import load_params
 from alignrank.data.files import fingerprint
 from alignrank.data.stage import FINGERPRINT_PATTERNS, run_data
 from alignrank.errors import DataError
-from tests.conftest import REPO
+from tests.conftest import REPO, set_args
 
 TINY = {"data.num_train": 5, "data.num_val": 3, "data.imgsz": 64}
 
@@ -74,8 +74,8 @@ def test_foreign_folder_is_refused_and_untouched(tmp_path):
 def test_cli_data_command(tmp_path):
     from alignrank.cli import app
 
-    sets = [x for k, v in {**TINY, "data.root": str(tmp_path / "d")}.items() for x in ("--set", f"{k}={v}")]
-    r = CliRunner().invoke(app, ["data", "--params", str(REPO / "params.yaml"), *sets])
+    r = CliRunner().invoke(app, ["data", "--params", str(REPO / "params.yaml"),
+                                 *set_args({**TINY, "data.root": str(tmp_path / "d")})])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["counts"]["val"]["images"] == 3
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, set_args, tiny_overrides
 
 RAY = str(Path(sys.executable).with_name("ray"))
 # Token auth on every side, with the cluster's token in the environment (RAY_AUTH_TOKEN) rather than in
@@ -101,9 +101,7 @@ def two_node_cluster(tmp_path):
 def test_sweep_runs_on_a_two_node_cluster_by_address(two_node_cluster, tiny_data, tmp_path):
     sets = {**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "sweep.variants": "[baseline]",
             "sweep.seeds": "[0,1]", "ray.address": two_node_cluster, "ray.cpus_per_run": 1, "ray.max_concurrent": 2}
-    cmd = [sys.executable, "-m", "alignrank.cli", "sweep", "--params", str(REPO / "params.yaml")]
-    for k, v in sets.items():
-        cmd += ["--set", f"{k}={v}"]
+    cmd = [sys.executable, "-m", "alignrank.cli", "sweep", "--params", str(REPO / "params.yaml"), *set_args(sets)]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     r = subprocess.run(cmd, env={**env, **AUTH, "ALIGNRANK_ROOT": str(tmp_path)}, cwd=tmp_path,
                        capture_output=True, text=True, timeout=600)

@@ -14,7 +14,7 @@ from alignrank.config import load_params
 from alignrank.dist import progress as progress_mod
 from alignrank.dist.sweep import list_runs, run_sweep
 from alignrank.engine.rundir import RunDir, read_json
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, set_args, tiny_overrides
 
 
 def sweep_params(tiny_data, tmp_path, **over):
@@ -66,11 +66,9 @@ def test_sweep_tracks_nested_runs_reuses_finished_and_reruns_only_new(tiny_data,
 @pytest.mark.reliability
 def test_killed_worker_is_retried_and_resumes_hard_failure_is_reported(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("ALIGNRANK_FAULT", "kill:baseline-s0:1,raise:baseline-s1")
-    args = ["sweep", "--params", str(REPO / "params.yaml")]
-    for k, v in {**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "train.epochs": 2,
-                 "sweep.variants": ["baseline"], "sweep.seeds": [0, 1], "sweep.max_retries": 1,
-                 "ray.num_cpus": 2}.items():
-        args += ["--set", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
+    args = ["sweep", "--params", str(REPO / "params.yaml"), *set_args({
+        **tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "train.epochs": 2, "sweep.variants": ["baseline"],
+        "sweep.seeds": [0, 1], "sweep.max_retries": 1, "ray.num_cpus": 2})]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output  # finished the others, then non-zero
     s = json.loads(r.stdout)

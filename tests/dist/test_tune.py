@@ -18,7 +18,7 @@ import pytest
 
 from alignrank.config import load_params, with_overrides
 from alignrank.dist.tune_trial import read_events
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, set_args, tiny_overrides
 from tests.dist.test_cluster import two_node_cluster  # noqa: F401  (fixture)
 
 SEARCH = {
@@ -260,9 +260,7 @@ def test_search_on_a_two_node_cluster_by_address(two_node_cluster, tiny_data, tm
     sets = {**tiny_overrides(tiny_data, tmp_path), **SEARCH, "tune.num_samples": 2, "tune.epochs": 1,
             "tune.scheduler": "none", "ray.address": two_node_cluster}
     sets.pop("ray.num_cpus")
-    cmd = [sys.executable, "-m", "alignrank.cli", "tune", "--params", str(REPO / "params.yaml")]
-    for k, v in sets.items():
-        cmd += ["--set", f"{k}={v}"]
+    cmd = [sys.executable, "-m", "alignrank.cli", "tune", "--params", str(REPO / "params.yaml"), *set_args(sets)]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     r = subprocess.run(cmd, env={**env, **AUTH, "ALIGNRANK_ROOT": str(tmp_path)}, cwd=tmp_path,
                        capture_output=True, text=True, timeout=600)

@@ -3,14 +3,13 @@ saves the RNG states (python/numpy/torch/shuffling generator) beside last.pt and
 
 from __future__ import annotations
 
-import shutil
 
 import torch
 from ultralytics.nn.tasks import load_checkpoint
 
 from alignrank.config import load_params
 from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, tiny_overrides, train_first_epoch_only
 
 
 def _weights(path):
@@ -24,15 +23,8 @@ def test_resumed_run_equals_uninterrupted_run(tiny_data, tmp_path):
     data = tiny_data / "dataset.yaml"
     AlignRankTrainer(p, ultralytics_overrides(p, data=data, save_dir=tmp_path / "a")).train()
 
-    first = AlignRankTrainer(p, ultralytics_overrides(p, data=data, save_dir=tmp_path / "b"))
     keep = tmp_path / "unfinished.pt"
-
-    def stop_after_first_epoch(trainer):
-        shutil.copy(trainer.last, keep)  # before final_eval strips the optimizer
-        trainer.stop = True
-
-    first.add_callback("on_model_save", stop_after_first_epoch)
-    first.train()
+    train_first_epoch_only(p, data, tmp_path / "b", keep)
     assert (tmp_path / "b" / "weights" / "last_exact.pt").is_file()
     AlignRankTrainer(p, ultralytics_overrides(p, data=data, save_dir=tmp_path / "b", resume=keep)).train()
 

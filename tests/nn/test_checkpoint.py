@@ -90,22 +90,14 @@ def test_resume_and_fine_tune_keep_csd_head_and_weights(csd_run, tmp_path):
 
 def test_resume_training_continues_with_csd_head(tiny_data, tmp_path):
     """Full resume: stop after epoch 1 of 2 (keep the unfinished last.pt), resume, finish with the CSD head."""
-    import shutil
-
     from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
+    from tests.conftest import train_first_epoch_only
 
     p = load_params(REPO / "params.yaml", {**tiny_overrides(tiny_data, tmp_path), "train.variant": "csd",
                                            "train.epochs": 2})
     data = tiny_data / "dataset.yaml"
-    first = AlignRankTrainer(p, ultralytics_overrides(p, data=data, save_dir=tmp_path / "a"))
     keep = tmp_path / "unfinished.pt"
-
-    def stop_after_first_epoch(trainer):
-        shutil.copy(trainer.last, keep)  # before final_eval strips the optimizer
-        trainer.stop = True
-
-    first.add_callback("on_model_save", stop_after_first_epoch)
-    first.train()
+    train_first_epoch_only(p, data, tmp_path / "a", keep)
     seen = {}
     resumed = AlignRankTrainer(with_overrides(p, {}), ultralytics_overrides(p, data=data, save_dir=tmp_path / "a",
                                                                             resume=keep))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from alignrank.cli import app
 from alignrank.config import load_params
 from alignrank.profile.stage import run_profile
-from tests.conftest import REPO
+from tests.conftest import REPO, set_args
 
 TINY = {"profile.scale": "n", "profile.imgsz": 64, "profile.nc": 3, "profile.repeats": 2, "profile.warmup": 0,
         "profile.train_batch": 2, "profile.train_imgsz": 64, "profile.train_steps": 1}
@@ -36,9 +36,7 @@ def test_run_profile_figures_and_ratios(tmp_path, capsys):
 def test_cli_profile_with_memory_and_training(tmp_path):
     args = ["profile", "--params", str(REPO / "params.yaml"), "--variants", "baseline,csd", "--scale", "n", "--imgsz",
             "64", "--json", str(tmp_path / "out.json"), "--set", "profile.onnx=false"]
-    for k, val in TINY.items():
-        if k not in ("profile.scale", "profile.imgsz"):
-            args += ["--set", f"{k}={val}"]
+    args += set_args({k: v for k, v in TINY.items() if k not in ("profile.scale", "profile.imgsz")})
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "out.json").read_text())

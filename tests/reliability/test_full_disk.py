@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from alignrank.engine.rundir import RunDir, checkpoint_epoch, read_json
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, set_args, tiny_overrides
 
 pytestmark = pytest.mark.reliability
 ALIGNRANK = Path(sys.executable).with_name("alignrank")
@@ -43,11 +43,9 @@ def read_only_disk(tmp_path):
 
 
 def train_args(tiny_data, tmp_path, out: Path, **over) -> list[str]:
-    args = [str(ALIGNRANK), "train", "--params", str(REPO / "params.yaml")]
-    for k, v in {**tiny_overrides(tiny_data, tmp_path), "train.out_dir": str(out), "train.imgsz": 64,
-                 "train.variant": "baseline", **over}.items():
-        args += ["--set", f"{k}={v}"]
-    return args
+    return [str(ALIGNRANK), "train", "--params", str(REPO / "params.yaml"), *set_args({
+        **tiny_overrides(tiny_data, tmp_path), "train.out_dir": str(out), "train.imgsz": 64,
+        "train.variant": "baseline", **over})]
 
 
 def fill(path: Path) -> None:

@@ -3,7 +3,6 @@ the MLflow UI we start listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 from alignrank.cli import app
 from alignrank.config import ParamsError, load_params
 from alignrank.tracking import mlflow_tracker
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, set_args, tiny_overrides
 
 pytestmark = pytest.mark.reliability
 
@@ -31,10 +30,8 @@ def fast_fail(monkeypatch):
 
 
 def _args(command, tiny_data, tmp_path, **over):
-    args = [command, "--params", str(REPO / "params.yaml")]
-    for k, v in {**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, **over}.items():
-        args += ["--set", f"{k}={json.dumps(v) if not isinstance(v, str) else v}"]
-    return args
+    return [command, "--params", str(REPO / "params.yaml"),
+            *set_args({**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, **over})]
 
 
 def test_dead_server_at_start_is_one_line_before_any_training(tiny_data, tmp_path, monkeypatch, fast_fail):
