@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 repro: $(STAMP)  ## run the pipeline (dvc repro) on the embedded default
 	$(BIN)/dvc repro
 
-test: $(STAMP)  ## run the test suite (excludes tests marked long)
+test: $(STAMP)  ## lint the whole tree, then run the test suite (excludes tests marked long)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-long: $(STAMP)  ## run only the long tests

@@ -62,7 +62,7 @@ def _guard(fn):
         except AlignRankError as e:
             _fail(e, e.exit_code)
         except OSError as e:  # a read-only or full output folder met outside our writers: one line, exit 1
-            from alignrank.atomic import write_error
+            from alignrank.errors import write_error
 
             err = write_error("the output folder", e)  # (names e.filename when the error has one)
             if err is e:
@@ -70,7 +70,7 @@ def _guard(fn):
             _fail(err, 1)
         except KeyboardInterrupt:
             typer.secho("interrupted: finished work is kept; re-run the same command to resume", err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -90,10 +90,10 @@ def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of e
 
 @app.command()
 @_guard
-def data(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
+def data(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt) -> None:
     """Build the dataset (synthetic default or COCO 2017 download) under data.root."""
-    p = _params(params, set)
-    from alignrank.data.stage import run_data
+    p = _params(params, overrides)
+    from alignrank.data.build import run_data
 
     _print_json(run_data(p))
 
@@ -104,22 +104,22 @@ def train(
     variant: Optional[str] = typer.Option(None, help="registered variant (default: train.variant)"),
     seed: Optional[int] = typer.Option(None, help="seed (default: train.seed)"),
     params: Optional[Path] = ParamsOpt,
-    set: Optional[List[str]] = SetOpt,
+    overrides: Optional[List[str]] = SetOpt,
     set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
     """Train one (variant, seed) in-process on train.device, tracked in MLflow."""
-    p = _params(params, set, set_file, {"train.variant": variant, "train.seed": seed})
-    from alignrank.engine.run import run_single
+    p = _params(params, overrides, set_file, {"train.variant": variant, "train.seed": seed})
+    from alignrank.runs.run import run_single
 
     _print_json(run_single(p))
 
 
 @app.command()
 @_guard
-def sweep(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
+def sweep(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
     """Train every (variant, seed) of sweep.* on Ray (local or ray.address), cached and resumable."""
-    p = _params(params, set, set_file)
-    from alignrank.dist.sweep import run_sweep
+    p = _params(params, overrides, set_file)
+    from alignrank.runs.sweep import run_sweep
 
     summary = run_sweep(p)
     _print_json(summary)
@@ -129,9 +129,9 @@ def sweep(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt,
 
 @app.command()
 @_guard
-def sync(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
+def sync(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt) -> None:
     """Replay tracking records spooled while the MLflow server was unreachable (safe to repeat)."""
-    p = _params(params, set)
+    p = _params(params, overrides)
     from alignrank.tracking.sync import run_sync
 
     summary = run_sync(p)
@@ -145,12 +145,12 @@ def sync(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) 
 def tune(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search"),
     params: Optional[Path] = ParamsOpt,
-    set: Optional[List[str]] = SetOpt,
+    overrides: Optional[List[str]] = SetOpt,
     set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
     """Ray Tune search over tune.space (RCQ/CSD hyper-parameters) on our trainer; best -> tune.out_dir/best.yaml."""
-    p = _params(params, set, set_file)
-    from alignrank.dist.tune import run_tune
+    p = _params(params, overrides, set_file)
+    from alignrank.tune.search import run_tune
 
     _print_json(run_tune(p, resume=resume))
 
@@ -163,10 +163,10 @@ def evaluate(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics here"),
     candidates: Optional[Path] = typer.Option(None, help="pre-NMS candidates (.npz or COCO results JSON) for rank/NMS-free metrics"),
     params: Optional[Path] = ParamsOpt,
-    set: Optional[List[str]] = SetOpt,
+    overrides: Optional[List[str]] = SetOpt,
 ) -> None:
     """COCO metrics (pycocotools) + rank consistency, calibration, error breakdown, NMS-free AP."""
-    p = _params(params, set)
+    p = _params(params, overrides)
     if (gt is None) != (pred is None):
         raise ParamsError("evaluate: give both --gt and --pred, or neither (evaluate the sweep's runs)")
     if gt is not None:
@@ -174,7 +174,7 @@ def evaluate(
 
         evaluate_files(gt, pred, json_out=json_out, params=p.eval, candidates=candidates)
     else:
-        from alignrank.eval.stage import run_evaluate
+        from alignrank.eval.runs import run_evaluate
 
         _print_json(run_evaluate(p))
 
@@ -188,29 +188,29 @@ def profile(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the figures here"),
     loss: bool = typer.Option(False, "--loss", help="benchmark the loss (baseline vs RCQ) instead"),
     params: Optional[Path] = ParamsOpt,
-    set: Optional[List[str]] = SetOpt,
+    overrides: Optional[List[str]] = SetOpt,
 ) -> None:
     """Params, GFLOPs (custom ops counted), latency (eager, ONNX Runtime, CUDA) and ratios to baseline."""
     extra = {"profile.scale": scale, "profile.imgsz": imgsz}
     if variants:
         extra["profile.variants"] = [v.strip() for v in variants.split(",") if v.strip()]
-    p = _params(params, set, None, extra)
+    p = _params(params, overrides, None, extra)
     if loss:
         from alignrank.profile.loss_bench import run_loss_benchmark
 
         run_loss_benchmark(p, json_out=json_out)
     else:
-        from alignrank.profile.stage import run_profile
+        from alignrank.profile.compare import run_profile
 
         run_profile(p, json_out=json_out)
 
 
 @app.command()
 @_guard
-def report(params: Optional[Path] = ParamsOpt, set: Optional[List[str]] = SetOpt) -> None:
+def report(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt) -> None:
     """Result tables (md/csv/tex) and plots under report.out_dir from the evaluated runs."""
-    p = _params(params, set)
-    from alignrank.report.stage import run_report
+    p = _params(params, overrides)
+    from alignrank.report.results import run_report
 
     _print_json(run_report(p))
 

@@ -1,6 +1,6 @@
 """Offline, quiet runtime set-up for ultralytics, MLflow and Ray (call before importing them).
 
-Importing :mod:`alignrank` calls :func:`setup_offline` once. It points ultralytics' settings at a
+Every entry point (the CLI, the DVC stage scripts, Ray workers, the tests) calls :func:`setup_offline`. It points ultralytics' settings at a
 private config folder (never the user's home), provides the ``Arial.ttf`` it would otherwise
 download, turns off its MLflow/Ray Tune/hub callbacks, and disables telemetry of MLflow and Ray.
 

@@ -40,8 +40,8 @@ def warm(_=None) -> int:
     """Import what a training worker imports (torch, ultralytics, the package) in a worker process."""
     import os
 
-    import alignrank.engine.run  # noqa: F401
     import alignrank.engine.trainer  # noqa: F401
+    import alignrank.runs.run  # noqa: F401
 
     return os.getpid()
 
@@ -81,9 +81,9 @@ def bench_trivial(params, n: int) -> dict:
     import ray
 
     from alignrank.config import with_overrides
-    from alignrank.dist.progress import Progress
-    from alignrank.dist.sweep import RunSpec, _dispatch
-    from alignrank.dist.cache import RunKey
+    from alignrank.runs.key import RunKey
+    from alignrank.runs.progress import Progress
+    from alignrank.runs.sweep import RunSpec, _dispatch
 
     specs = [RunSpec(params=params, key=RunKey("trivial", i, f"{i:010d}", {}), dir=Path("/nonexistent"))
              for i in range(n)]
@@ -111,8 +111,8 @@ def bench_concurrency(base, root: Path, reps: int) -> dict:
     concurrency, so it is timed separately and left out of the ratio.
     """
     from alignrank.config import with_overrides
-    from alignrank.dist.progress import Progress
-    from alignrank.dist.sweep import _dispatch, plan
+    from alignrank.runs.progress import Progress
+    from alignrank.runs.sweep import _dispatch, plan
     from alignrank.tracking.session import tracking_session
 
     times: dict[str, list[float]] = {"sequential": [], "concurrent": []}
@@ -152,7 +152,7 @@ def main() -> None:
         import ray
 
         from alignrank.config import load_params
-        from alignrank.data.stage import run_data
+        from alignrank.data.build import run_data
 
         repo = Path(__file__).resolve().parents[1]
         base = load_params(repo / "params.yaml", {
@@ -161,7 +161,7 @@ def main() -> None:
             "sweep.variants": ["baseline"], "sweep.seeds": [0, 1], "ray.num_cpus": 2, "ray.cpus_per_run": 1,
         })
         run_data(base)
-        from alignrank.dist.ray_utils import ensure_local_token
+        from alignrank.runs.cluster import ensure_local_token
 
         ensure_local_token()  # token auth without writing ~/.ray/auth_token
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,

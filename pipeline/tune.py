@@ -3,7 +3,7 @@
 Defined in ``tune/dvc.yaml``, NOT in the root ``dvc.yaml``, so the default ``dvc repro`` never runs it.
 Run it from the project root with ``dvc repro tune/dvc.yaml`` (``dvc repro tune`` by stage name only
 searches ``./dvc.yaml``; ``dvc repro -P`` would run every pipeline, this one included). It calls the same
-function as ``alignrank tune`` (:func:`alignrank.dist.tune.run_tune`), resuming an interrupted search of
+function as ``alignrank tune`` (:func:`alignrank.tune.search.run_tune`), resuming an interrupted search of
 the same params automatically (the CLI needs ``--resume`` for that), and prints its summary JSON.
 Outputs: ``results/tune/best.yaml`` (apply with ``alignrank sweep --set-file results/tune/best.yaml``),
 ``trials.md``/``trials.csv``, ``metric_vs_params.png`` and ``summary.json``. The Ray Tune state lives in
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 
 import alignrank  # noqa: F401  (offline env before anything else)
-from alignrank.dist.tune import run_tune, search_status
-from alignrank.stage import stage_main
+from alignrank.stage_main import stage_main
+from alignrank.tune.search import run_tune, search_status
 
 if __name__ == "__main__":
     sys.exit(stage_main(lambda p: run_tune(p, resume=search_status(p) == "interrupted"), hint='re-run `dvc repro tune/dvc.yaml` to resume'))

@@ -11,8 +11,11 @@ import pytest
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import alignrank  # noqa: E402,F401  (sets up the offline env before ultralytics/mlflow/ray)
 import torch  # noqa: E402
+
+from alignrank.env import setup_offline  # noqa: E402
+
+setup_offline()  # the offline env before ultralytics/mlflow/ray
 
 torch.set_num_threads(1)
 
@@ -65,7 +68,7 @@ def train_first_epoch_only(params, data: Path, save_dir: Path, keep: Path) -> No
 def tiny_data(tmp_path_factory) -> Path:
     """A tiny synthetic dataset (16 train / 8 val images at 128 px), built once per session."""
     from alignrank.config import load_params
-    from alignrank.data.stage import run_data
+    from alignrank.data.build import run_data
 
     root = tmp_path_factory.mktemp("tiny_data")
     p = load_params(REPO / "params.yaml", tiny_overrides(root / "data", root))

@@ -26,7 +26,7 @@ def test_local_ray_writes_no_token_into_home(tmp_path, monkeypatch):
     import ray
 
     from alignrank.config import load_params
-    from alignrank.dist.ray_utils import ray_session
+    from alignrank.runs.cluster import ray_session
     from tests.conftest import REPO
 
     monkeypatch.setenv("HOME", str(tmp_path))  # Path.home() follows $HOME

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from alignrank import stage
+from alignrank import stage_main as stage
 from alignrank.config import ParamsError
 from alignrank.errors import DataError
 from tests.conftest import REPO

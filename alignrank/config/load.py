@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -21,20 +20,7 @@ import yaml
 
 from alignrank.config.fields import ParamsError, build, flatten, to_dict
 from alignrank.config.schema import Params
-
-PARAMS_FILE = "params.yaml"
-
-
-def project_root() -> Path:
-    """Project root: ``$ALIGNRANK_ROOT`` or the nearest parent of the CWD holding ``params.yaml``."""
-    env = os.environ.get("ALIGNRANK_ROOT")
-    if env:
-        return Path(env).resolve()
-    cwd = Path.cwd().resolve()
-    for d in (cwd, *cwd.parents):
-        if (d / PARAMS_FILE).is_file():
-            return d
-    return cwd
+from alignrank.io import PARAMS_FILE, project_root
 
 
 def _parse_value(text: str) -> Any:

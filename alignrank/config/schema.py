@@ -233,7 +233,7 @@ class Params:
     mlflow: MlflowParams = param(factory=MlflowParams, help="experiment tracking")
 
     def check(self, prefix: str) -> None:
-        for key, spec in self.tune.space.items():
+        for key in self.tune.space:
             section, _, name = key.partition(".")
             sub = getattr(self, section, None)
             if sub is None or not dataclasses.is_dataclass(sub) or name not in {f.name for f in dataclasses.fields(sub)}:

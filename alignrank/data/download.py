@@ -34,7 +34,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from alignrank.errors import DataError
-from alignrank.atomic import atomic_write_text
+from alignrank.io import atomic_write_text
 
 LOGGER = logging.getLogger("alignrank.data")
 CHUNK = 1 << 16

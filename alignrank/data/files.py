@@ -1,11 +1,9 @@
-"""Small file helpers of the data stage: hashing, hard-link-or-copy, content fingerprint (and its JSON format).
+"""Small file helpers of the data stage: hard-link-or-copy and the dataset's content fingerprint.
 
 Examples:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = atomic_write_text(d / "a.txt", "hi")
-    >>> (d / "a.txt").read_text()
-    'hi'
+    >>> _ = (d / "a.txt").write_text("hi")
     >>> len(fingerprint(d, ["*.txt"]))
     64
 """
@@ -18,24 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from alignrank import atomic as _io
-from alignrank.atomic import atomic_write_text  # noqa: F401  (re-export: data.stage imports it from here)
 
 CHUNK = 1 << 20
-
-
-def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
-    """Atomic, deterministic JSON write (key order kept, compact unless ``indent``; :mod:`alignrank.atomic`)."""
-    _io.atomic_write_json(path, obj, indent=indent, compact=not indent, ensure_ascii=False)
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def link_or_copy(src: str | Path, dst: str | Path) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable, Optional, TextIO
 
 from alignrank.engine import faults
-from alignrank.engine.rundir import RunDir
 from alignrank.tracking.base import Tracker
 from alignrank.tracking.names import aliases, finite, sanitize_metrics
 
@@ -68,14 +67,16 @@ class EpochLogger:
         tracker: Where per-epoch metrics go (step = 1-based epoch).
         epochs: Total epochs (for progress text).
         report: Optional ``report(epoch, metrics)`` (Ray Tune); ``metrics`` has the short aliases (``map50_95``).
-        run_dir: Run folder for ``status.json`` and fault hooks (None: neither).
+        run_dir: Run folder for the fault hooks (None: none).
+        status: Optional ``status(**fields)`` merging the live state into the run folder's ``status.json``.
         stream: Where to print one progress line per epoch (None: silent).
     """
 
     def __init__(self, tracker: Tracker, *, epochs: int, report: Optional[ReportFn] = None,
-                 run_dir: Optional[Path] = None, stream: Optional[TextIO] = None) -> None:
+                 run_dir: Optional[Path] = None, status: Optional[Callable[..., None]] = None,
+                 stream: Optional[TextIO] = None) -> None:
         self.tracker, self.epochs, self.report = tracker, epochs, report
-        self.rd = RunDir(Path(run_dir)) if run_dir else None
+        self.run_dir, self.status = (Path(run_dir) if run_dir else None), status
         self.stream = stream
         self.final: Optional[dict] = None  # final validation of best.pt (aliased names)
         self.last: Optional[dict] = None  # latest epoch's metrics (aliased names)
@@ -94,8 +95,8 @@ class EpochLogger:
         fit = trainer.fitness
         if fit is not None and (self._best_fitness is None or fit >= self._best_fitness):
             self._best_fitness, self.best_epoch = fit, epoch
-        if self.rd is not None:
-            self.rd.write_status(state="running", epoch=epoch, epochs=self.epochs, metrics=finite(self.last),
+        if self.status is not None:
+            self.status(state="running", epoch=epoch, epochs=self.epochs, metrics=finite(self.last),
                                  host=socket.gethostname(), updated=time.time())
         if self.stream is not None:
             keys = [k for k in m if k.startswith("train/")] + [k for k in PROGRESS_KEYS if k in m]
@@ -103,6 +104,6 @@ class EpochLogger:
             print(f"epoch {epoch}/{self.epochs} {shown} ({time.time() - self._t0:.0f}s)", file=self.stream, flush=True)
         if self.report is not None:
             self.report(epoch, {**self.last, **criterion_hparams(trainer)})  # hp/*: report only, not logged
-        if self.rd is not None:
-            faults.inject(self.rd.path, epoch=epoch)
+        if self.run_dir is not None:
+            faults.inject(self.run_dir, epoch=epoch)
 

@@ -2,7 +2,7 @@
 
 Ultralytics (``verify_image_label``) silently skips a zero-byte or unreadable image and a label ``.txt``
 with NaN, out-of-range (> 1.01 or negative) or non-integer values; its messages are logged at INFO (hidden
-by :func:`alignrank.engine.run.quiet_ultralytics`) and kept in the ``labels/<split>.cache`` file. We read
+by :func:`alignrank.runs.run.quiet_ultralytics`) and kept in the ``labels/<split>.cache`` file. We read
 them back after the dataset is built, log one warning line per split and write ``data_report.json`` in the
 run folder. Training goes on with the remaining images; the dataset files are never modified.
 
@@ -17,7 +17,7 @@ import logging
 import re
 from pathlib import Path
 
-from alignrank.atomic import atomic_write_json
+from alignrank.io import atomic_write_json
 
 LOGGER = logging.getLogger("alignrank.data")
 MARK = ": ignoring corrupt image/label: "
@@ -64,7 +64,7 @@ def report_skipped(dataset, mode: str, save_dir: str | Path) -> dict:
         LOGGER.warning(f"{mode} data: skipped {len(files)} of {total} image(s) as corrupt (ultralytics' label check): "
                        f"{', '.join(files)} (first: {first[0]}: {first[1]}); fix or remove them to train on them")
         path = Path(save_dir) / "data_report.json"
-        from alignrank.engine.rundir import read_json
+        from alignrank.io import read_json
 
         atomic_write_json(path, {**(read_json(path) or {}), mode: entry}, sort_keys=True)
     return entry

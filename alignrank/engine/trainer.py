@@ -22,9 +22,8 @@ from typing import Any
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG
 
-from alignrank.atomic import write_error
 from alignrank.config.schema import Params
-from alignrank.errors import UsageError
+from alignrank.errors import UsageError, write_error
 from alignrank.nn.model import AlignRankModel
 
 
@@ -95,14 +94,13 @@ def _save_rng_state(trainer: DetectionTrainer) -> None:
     :func:`_reseed_epoch_order`) and the fp32 live model,
     EMA and optimizer. Ultralytics' own checkpoint resumes the live weights from the EMA, with an fp16
     optimizer state and fresh RNGs, so without this a resumed run is not the uninterrupted one."""
-    from ultralytics.utils.torch_utils import unwrap_model
-
     import random
 
     import numpy as np
     import torch
+    from ultralytics.utils.torch_utils import unwrap_model
 
-    from alignrank.atomic import atomic_write_bytes
+    from alignrank.io import atomic_write_bytes
 
     state = {"epoch": int(trainer.epoch), "python": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state(),
@@ -127,12 +125,11 @@ def _reseed_epoch_order(trainer: DetectionTrainer) -> None:
 
 def _restore_rng_state(trainer: DetectionTrainer) -> None:
     """On resume, restore the exact state saved with the checkpoint's epoch (skipped if the epochs differ)."""
-    from ultralytics.utils.torch_utils import unwrap_model
-
     import random
 
     import numpy as np
     import torch
+    from ultralytics.utils.torch_utils import unwrap_model
 
     f = _rng_file(trainer)
     if not trainer.start_epoch or not f.is_file():
@@ -160,14 +157,14 @@ class AlignRankTrainer(DetectionTrainer):
     """
 
     def __init__(self, params: Params, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None) -> None:
-        self.ar_params = params
+        self.run_params = params
         super().__init__(DEFAULT_CFG, overrides, _callbacks)
         self.add_callback("on_train_start", _restore_rng_state)
         self.add_callback("on_train_epoch_start", _reseed_epoch_order)
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AlignRankModel:
         """Build our model for the configured variant and load ``weights`` into it (resume/fine-tune)."""
-        p = self.ar_params
+        p = self.run_params
         if isinstance(weights, AlignRankModel):
             _check_compatible(weights, p)
         model = AlignRankModel(

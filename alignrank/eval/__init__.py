@@ -7,7 +7,7 @@
 * :mod:`~alignrank.eval.nms_free` - AP of plain top-k decoding without NMS;
 * :mod:`~alignrank.eval.files` - ``alignrank evaluate --gt --pred`` with input validation;
 * :mod:`~alignrank.eval.predict` - pre-NMS candidates and post-NMS predictions of a checkpoint;
-* :mod:`~alignrank.eval.stage` - ``run_evaluate``: every (variant, seed) run of the sweep.
+* :mod:`~alignrank.eval.runs` - ``run_evaluate``: every (variant, seed) run of the sweep.
 
 All AP-type numbers are fractions in [0, 1] (tables show them in %).
 """

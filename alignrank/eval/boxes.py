@@ -128,7 +128,7 @@ class Detections:
 
     def save_npz(self, path) -> None:
         """Write to ``path`` (``.npz``) atomically."""
-        from alignrank.eval.io import atomic_write_npz
+        from alignrank.io import atomic_write_npz
 
         atomic_write_npz(path, image_id=self.image_id, category_id=self.category_id,
                          bbox=self.bbox.astype(np.float32), score=self.score.astype(np.float32))

@@ -90,7 +90,7 @@ def save_reliability(rel: dict, path, title: str = "reliability") -> None:
     """Write the reliability diagram of ``rel`` (from :func:`calibration`) as a PNG, atomically."""
     import matplotlib.pyplot as plt
 
-    from alignrank.eval.io import atomic_savefig
+    from alignrank.io import atomic_savefig
 
     fig = reliability_figure(rel, title)
     try:

@@ -28,7 +28,7 @@ from alignrank.config.schema import EvalParams
 from alignrank.errors import DataError
 from alignrank.eval.boxes import Detections
 from alignrank.eval.evaluator import evaluate_detections, format_table
-from alignrank.eval.io import atomic_write_json
+from alignrank.io import atomic_write_json
 
 
 def read_json(path: str | Path) -> Any:

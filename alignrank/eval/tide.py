@@ -171,7 +171,9 @@ def tide_errors(gt: GroundTruth, dets: Detections, t_f: float = 0.5, t_b: float 
         e_fixcls.append(fix_cls[fp]), e_keep.append(keep[fp])
         fn_cls.append(gt.category_id[reg][~g_used])
         miss_cls.append(gt.category_id[reg][~g_used & ~usable])
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+    def cat(xs: list, dt) -> np.ndarray:
+        return np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
+
     tp_cls, tp_score = cat(tp_cls, np.int64), cat(tp_score, np.float64)
     e_code, e_cls, e_score = cat(e_code, np.int64), cat(e_cls, np.int64), cat(e_score, np.float64)
     e_fixcls, e_keep = cat(e_fixcls, np.int64), cat(e_keep, bool)

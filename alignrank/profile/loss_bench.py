@@ -44,7 +44,7 @@ from typing import Any, Callable
 import torch
 
 from alignrank.config.schema import Params
-from alignrank.atomic import atomic_write_json
+from alignrank.io import atomic_write_json
 from alignrank.loss.rcq import plan_pair_chunks
 
 PAIR_BYTES_PER_ELEMENT = 21  # dq, hinge, dq*pairs, product, sigmoid difference (float32) + pairs (bool)
@@ -196,7 +196,10 @@ def _rss_child(loss_name: str, loss_params, case: dict, queue) -> None:
     """Child process: build the case, run one forward + backward of one loss, report the peak RSS increase."""
     import resource
 
-    import alignrank  # noqa: F401  (offline env first)
+    from alignrank.env import setup_offline
+
+
+    setup_offline()  # offline env first
     import alignrank.loss.criterion  # noqa: F401  (registers "rcq")
     from alignrank.loss.registry import LOSSES
     from alignrank.nn.model import build_model
@@ -344,7 +347,7 @@ def run_loss_benchmark(
         for name, (gts, repeats, target) in cases.items():
             case = dict(batch=batch, imgsz=imgsz, nc=nc, gts=gts, reg_max=crits["rcq"].reg_max, seed=1)
             preds, targets = synth_case(**case, device=device)
-            fns = {k: (lambda c=c: _loss_step(c, preds, targets, device)) for k, c in crits.items()}
+            fns = {k: (lambda c=c, p=preds, t=targets: _loss_step(c, p, t, device)) for k, c in crits.items()}
             times = _alternate(fns, repeats, pp.warmup)
             info = {**_summary(times, target), "gts": sum(gts), "anchors": preds["scores"].shape[-1]}
             info.update(nc=nc, batch=batch)

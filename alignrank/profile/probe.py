@@ -109,7 +109,9 @@ def run_probe(cfg: dict, timeout: float = 600.0) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Child entry point: one JSON argument in, one JSON line out."""
-    import alignrank  # noqa: F401  (offline env before ultralytics)
+    from alignrank.env import setup_offline
+
+    setup_offline()  # offline env before ultralytics
 
     cfg = json.loads((argv or sys.argv[1:])[0])
     out = measure_infer(cfg) if cfg["mode"] == "infer" else measure_train(cfg)

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from alignrank.eval.io import atomic_savefig
+from alignrank.io import atomic_savefig
 
 
 def _plt():

@@ -209,6 +209,14 @@ def paired_table(runs: Mapping, variants: Sequence[str], *, baseline: str = "bas
                  csv_rows, notes)
 
 
+def _good(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _fmt2(x: float | None) -> str:
+    return f"{x:.2f}" if _good(x) else "n/a"
+
+
 def paper_table(runs: Mapping, profile: Mapping | None, data: Mapping | None, trained: Mapping | None) -> Table:
     """The paper's published numbers beside ours, with a comparability verdict per row."""
     data, trained = data or {}, trained or {}
@@ -226,11 +234,9 @@ def paper_table(runs: Mapping, profile: Mapping | None, data: Mapping | None, tr
     for key, label, ok in (("AP", "AP (%)", ap_ok), ("params_M", "Params (M)", prof_ok), ("gflops", "GFLOPs", prof_ok)):
         pb, pf = PAPER["baseline"][key], PAPER["full"][key]
         ob, of = ours["baseline"].get(key), ours["full"].get(key)
-        good = lambda x: x is not None and math.isfinite(x)  # noqa: E731
-        f = lambda x: f"{x:.2f}" if good(x) else "n/a"  # noqa: E731
-        delta = f"{of - ob:+.2f}" if good(ob) and good(of) else "n/a"
-        rows.append([label, f"{pb:.1f}", f"{pf:.1f}", f"{pf - pb:+.1f}", f(ob), f(of), delta, "yes" if ok else "NO"])
-        csv_rows.append([key, pb, pf, ob if good(ob) else "", of if good(of) else "", ok])
+        delta = f"{of - ob:+.2f}" if _good(ob) and _good(of) else "n/a"
+        rows.append([label, f"{pb:.1f}", f"{pf:.1f}", f"{pf - pb:+.1f}", _fmt2(ob), _fmt2(of), delta, "yes" if ok else "NO"])
+        csv_rows.append([key, pb, pf, ob if _good(ob) else "", of if _good(of) else "", ok])
     src = data.get("source") or "unknown"
     fp = (data.get("fingerprint") or "")[:12] or "n/a"
     notes = ["Paper: COCO val2017, YOLOv8-S, 640 px. "

@@ -67,3 +67,13 @@ def aliases(metrics: Mapping[str, float]) -> dict[str, float]:
 def finite(metrics: Mapping[str, float]) -> dict[str, float]:
     """Only the finite values (for JSON files; MLflow gets everything)."""
     return {k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)}
+
+
+def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The int/float values (not bools) as floats.
+
+    Examples:
+        >>> numeric({"a": 1, "b": True, "c": "x", "d": 0.5})
+        {'a': 1.0, 'd': 0.5}
+    """
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

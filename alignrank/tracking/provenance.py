@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 
-
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
         r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
@@ -26,9 +25,7 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 def code_root() -> Path:
     """The checkout holding the running ``alignrank`` package (the code whose version is tagged)."""
-    import alignrank
-
-    return Path(alignrank.__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]  # <checkout>/alignrank/tracking/provenance.py
 
 
 def git_info(root: Path | None = None) -> dict[str, str]:

@@ -38,7 +38,6 @@ import json
 import os
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
@@ -78,6 +77,7 @@ def reachable(uri: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     502/503/504; a refused or timed-out connection does not.
     """
     import urllib.error
+    import urllib.request
 
     if not uri.startswith(("http://", "https://")):
         return True

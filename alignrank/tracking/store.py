@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from alignrank.config import project_root
 from alignrank.config.schema import Params
+from alignrank.io import project_root
 from alignrank.tracking.mlflow_tracker import MlflowTracker
 
 STORE_DIR = Path("outputs") / "mlflow"

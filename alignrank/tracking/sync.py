@@ -47,7 +47,7 @@ def sync_spools(root: Path, uri: str) -> dict:
 
 def run_sync(params: Params) -> dict:
     """``alignrank sync``: :func:`sync_spools` over ``train.out_dir`` to the configured store."""
-    from alignrank.engine.rundir import resolve_path
+    from alignrank.io import resolve_path
     from alignrank.tracking.store import resolve_tracking_uri
 
     return sync_spools(resolve_path(params.train.out_dir), resolve_tracking_uri(params))

@@ -33,7 +33,9 @@ class TrackingWriter:
     """
 
     def __init__(self, uri: str, experiment: str, artifact_root: str | None = None) -> None:
-        import alignrank  # noqa: F401  (offline env in the actor process)
+        from alignrank.env import setup_offline
+
+        setup_offline()  # offline env in the actor process
 
         self.uri, self.experiment, self.artifact_root = uri, experiment, artifact_root
         self.runs: dict = {}

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 
 from alignrank.config import load_params
-from alignrank.data.files import sha256_file
-from alignrank.data.stage import run_data
+from alignrank.io import sha256_file
+from alignrank.data.build import run_data
 from alignrank.errors import DataError
 from tests.conftest import REPO
 from tests.data.checks import assert_labels_match_json, bad_source, write_coco_zips

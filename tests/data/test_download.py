@@ -9,7 +9,7 @@ import pytest
 
 from alignrank.data.archive import verify_zip
 from alignrank.data.download import download, is_verified
-from alignrank.data.files import sha256_file
+from alignrank.io import sha256_file
 from alignrank.errors import DataError
 
 pytestmark = [pytest.mark.network, pytest.mark.reliability]

@@ -10,7 +10,7 @@ import pytest
 
 from alignrank.config import load_params
 from alignrank.data.shapes import CATEGORY_IDS, SHAPES, draw_mask
-from alignrank.data.stage import run_data
+from alignrank.data.build import run_data
 from alignrank.data.synthetic import generate_split
 from tests.conftest import REPO
 from tests.data.checks import assert_labels_match_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alignrank.config import load_params, with_overrides
-from alignrank.data.stage import run_data
+from alignrank.data.build import run_data
 from tests.conftest import REPO
 
 

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from alignrank.engine.callbacks import EpochLogger
-from alignrank.engine.rundir import RunDir, read_json
+from alignrank.io import read_json
+from alignrank.runs.rundir import RunDir
 from tests.engine.recording import RecordingTracker
 
 
@@ -25,7 +26,8 @@ def fake_trainer(epoch: int, epochs: int = 3, fitness: float = 0.1):
 
 def test_epoch_metrics_reach_tracker_report_status_and_stream(tmp_path):
     t, reported, out = RecordingTracker(), [], io.StringIO()
-    cb = EpochLogger(t, epochs=3, report=lambda e, m: reported.append((e, m)), run_dir=tmp_path / "r", stream=out)
+    cb = EpochLogger(t, epochs=3, report=lambda e, m: reported.append((e, m)), run_dir=tmp_path / "r",
+                     status=RunDir(tmp_path / "r").write_status, stream=out)
     (tmp_path / "r").mkdir()
     cb(fake_trainer(0, fitness=0.1))
     cb(fake_trainer(1, fitness=0.3))

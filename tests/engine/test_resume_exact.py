@@ -3,7 +3,6 @@ saves the RNG states (python/numpy/torch/shuffling generator) beside last.pt and
 
 from __future__ import annotations
 
-
 import torch
 from ultralytics.nn.tasks import load_checkpoint
 

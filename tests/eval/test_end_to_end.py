@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 from alignrank.config import with_overrides
-from alignrank.eval import stage
+from alignrank.eval import runs as stage
 
 
 def test_trained_checkpoint_to_report(tiny_params, tiny_data, tmp_path, monkeypatch):
     from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
-    from alignrank.report.stage import run_report
+    from alignrank.report.results import run_report
 
     params = with_overrides(tiny_params, {"train.variant": "baseline", "sweep.variants": ["baseline"], "sweep.seeds": [0],
                                           "report.bootstrap": 200})

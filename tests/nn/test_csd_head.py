@@ -10,7 +10,6 @@ from torch import nn
 from ultralytics.nn.modules import Conv, DWConv
 from ultralytics.nn.modules.head import Detect
 
-import alignrank
 from alignrank.config import ParamsError, load_params
 from alignrank.config.fields import build
 from alignrank.config.schema import ModelParams
@@ -190,7 +189,7 @@ def test_bias_init_on_every_base_kernel():
 
 def test_public_build_model_api():
     for variant, cls in (("baseline", Detect), ("csd", CSDDetect), ("rcq", Detect), ("full", CSDDetect)):
-        m = alignrank.build_model(variant, scale="n", nc=80)
+        m = build_model(variant, scale="n", nc=80)
         assert type(_head(m)) is cls and m.variant == variant and _head(m).nc == 80
 
 

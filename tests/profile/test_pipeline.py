@@ -10,6 +10,6 @@ from tests.conftest import REPO
 def test_dvc_profile_stage():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["profile"]
     assert stage["cmd"] == "python pipeline/profiling.py"
-    assert {"pipeline/profiling.py", "alignrank/nn", "alignrank/profile", "alignrank/stage.py"} <= set(stage["deps"])
+    assert {"pipeline/profiling.py", "alignrank/nn", "alignrank/profile", "alignrank/stage_main.py"} <= set(stage["deps"])
     assert stage["params"] == ["profile"]
     assert stage["metrics"] == [{"outputs/profile/profile.json": {"cache": False}}]

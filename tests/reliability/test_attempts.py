@@ -2,7 +2,7 @@
 partial epochs, the finishing attempt holds the final metrics and is the one ``done.json`` names.
 
 The sweep (Ray, SIGKILLed worker) is covered by
-``tests/dist/test_sweep.py::test_killed_worker_is_retried_and_resumes_hard_failure_is_reported``; here the
+``tests/runs/test_sweep.py::test_killed_worker_is_retried_and_resumes_hard_failure_is_reported``; here the
 single-process path (``alignrank train`` killed, then re-run) and the marking rule itself."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from alignrank.cli import app
-from alignrank.engine.rundir import RunDir, atomic_write_json
-from alignrank.engine.run import end_dead_attempt
+from alignrank.io import atomic_write_json
+from alignrank.runs.run import end_dead_attempt
+from alignrank.runs.rundir import RunDir
 from tests.conftest import REPO
 from tests.engine.recording import RecordingTracker
 

@@ -30,8 +30,9 @@ def _hashes(root: Path) -> dict[str, str]:
 
 def test_zero_byte_image_and_nan_or_out_of_range_labels_are_named_counted_and_skipped(
         tiny_data, tiny_params, tmp_path, caplog):
-    from alignrank.engine import run as run_mod
-    from alignrank.engine.rundir import RunDir, read_json
+    from alignrank.io import read_json
+    from alignrank.runs import run as run_mod
+    from alignrank.runs.rundir import RunDir
     from alignrank.tracking.base import NullTracker
 
     data = tmp_path / "data"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from alignrank.engine.rundir import RunDir, checkpoint_epoch, read_json
+from alignrank.io import read_json
+from alignrank.runs.rundir import RunDir, checkpoint_epoch
 from tests.conftest import REPO, set_args, tiny_overrides
 
 pytestmark = pytest.mark.reliability

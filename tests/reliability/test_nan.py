@@ -6,11 +6,12 @@ import mlflow
 import pytest
 import torch
 
-from alignrank.config import load_params, with_overrides
+from alignrank.config import load_params
 from alignrank.engine.guards import FiniteLossGuard
-from alignrank.engine.rundir import RunDir, checkpoint_epoch, read_json
-from alignrank.engine.run import execute
 from alignrank.errors import RunFailed
+from alignrank.io import read_json
+from alignrank.runs.run import execute
+from alignrank.runs.rundir import RunDir, checkpoint_epoch
 from alignrank.tracking.session import direct_factory
 from tests.conftest import REPO, tiny_overrides
 

@@ -9,20 +9,15 @@ import os
 
 import pytest
 
-from alignrank import atomic as aio
-from alignrank.data import files as data_files
-from alignrank.dist import tune_report
-from alignrank.engine import rundir
-from alignrank.eval import io as eval_io
+from alignrank import io as aio
+from alignrank.runs import rundir
+from alignrank.tune import report as tune_report
 
 pytestmark = pytest.mark.reliability
 
-WRITERS = {  # every result-file writer in alignrank/ goes through alignrank.atomic (profile/*, report/*: directly)
+WRITERS = {  # every result-file writer in alignrank/ goes through alignrank.io (profile/*, report/*: directly)
     "io.atomic_write_json": lambda p: aio.atomic_write_json(p, {"new": 1}),
-    "engine.rundir.atomic_write_json": lambda p: rundir.atomic_write_json(p, {"new": 1}),
-    "data.files.atomic_write_json": lambda p: data_files.atomic_write_json(p, {"new": 1}),
-    "eval.io.atomic_write_json": lambda p: eval_io.atomic_write_json(p, {"new": 1}),
-    "dist.tune_report.atomic_write_text": lambda p: tune_report.atomic_write_text(p, json.dumps({"new": 1})),
+    "tune.report.atomic_write_text": lambda p: tune_report.atomic_write_text(p, json.dumps({"new": 1})),
 }
 
 
@@ -49,10 +44,10 @@ def test_full_disk_keeps_previous_file_and_leaves_no_temp(name, tmp_path, monkey
 def test_run_that_cannot_write_done_json_is_not_finished(tmp_path, monkeypatch):
     """done.json is the completion marker: if writing it fails the run stays unfinished (re-run finalizes)."""
     rd = rundir.RunDir(tmp_path / "baseline-s0-abc")
-    rundir.atomic_write_json(rd.metrics_json, {"map50_95": 0.1})
+    aio.atomic_write_json(rd.metrics_json, {"map50_95": 0.1})
     monkeypatch.setattr(os, "replace", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
     with pytest.raises(OSError):
-        rundir.atomic_write_json(rd.done_json, {"metrics": {"map50_95": 0.1}})
+        aio.atomic_write_json(rd.done_json, {"metrics": {"map50_95": 0.1}})
     monkeypatch.undo()
     assert rd.done() is None and rd.state(epochs=3) == "finalize"
 
@@ -65,8 +60,8 @@ def test_every_result_writer_uses_the_one_atomic_helper():
     import alignrank
 
     pkg = Path(alignrank.__file__).parent
-    own_stream = {"atomic.py", "engine/trainer.py", "data/archive.py", "data/download.py", "env.py",
-                  "profile/onnx_export.py", "dist/tune_trial.py"}
+    own_stream = {"io.py", "engine/trainer.py", "data/archive.py", "data/download.py", "env.py",
+                  "profile/onnx_export.py", "tune/trial.py"}
     offenders = [str(f.relative_to(pkg)) for f in pkg.rglob("*.py")
                  if str(f.relative_to(pkg)) not in own_stream
                  and re.search(r"os\.replace\(|mkstemp\(|json\.dump\(", f.read_text())]
@@ -77,12 +72,12 @@ def test_every_result_writer_uses_the_one_atomic_helper():
 def test_run_whose_done_json_cannot_be_written_stays_unfinished(code, tiny_params, monkeypatch):
     """Through engine.run.train (finalize path: no training): unwritable done.json -> one-line error naming it,
     no done.json, no temp file, the run is finalized (not retrained) on the next call."""
-    from alignrank.engine import run as run_mod
+    from alignrank.runs import run as run_mod
     from alignrank.tracking.base import NullTracker
 
     key = run_mod.run_key(tiny_params)
     rd = rundir.RunDir(run_mod.run_dir(tiny_params, key))
-    rundir.atomic_write_json(rd.metrics_json, {"map50_95": 0.25})  # trained; tracking/marker not yet written
+    aio.atomic_write_json(rd.metrics_json, {"map50_95": 0.25})  # trained; tracking/marker not yet written
     real = os.replace
 
     def replace(src, dst, *a, **k):

@@ -157,7 +157,9 @@ def test_sigint_during_dvc_repro_then_rerun_matches_uninterrupted(tmp_path):
     try:
         # a: Ctrl-C while the baseline run is mid-training (held after epoch 1 of 3, its first attempt only)
         t0 = time.time()
-        held_and_rcq_done = lambda: _held(a, "baseline-s0") and (_done(a, "rcq-s0") or time.time() - t0 > 400)
+        def held_and_rcq_done() -> bool:
+            return _held(a, "baseline-s0") and (_done(a, "rcq-s0") or time.time() - t0 > 400)
+
         code, out = _interrupt(dvc, a, held_and_rcq_done, ALIGNRANK_FAULT="hold:baseline-s0:1")
         assert code != 0 and not (a / "outputs" / "runs" / "sweep.json").exists(), out[-3000:]
         assert not (a / "results" / "tables").exists()

@@ -91,7 +91,7 @@ def history(c, run_id: str, key: str) -> list[tuple[int, float]]:
 
 
 def test_server_killed_mid_run_spools_then_sync_logs_every_metric_once(tiny_params, tmp_path, server, fast_fail):
-    from alignrank.engine.run import execute
+    from alignrank.runs.run import execute
     from alignrank.tracking.session import direct_factory
 
     server.start()

@@ -15,13 +15,14 @@ from typer.testing import CliRunner
 
 from alignrank.cli import app
 from alignrank.config import load_params
-from alignrank.engine.rundir import RunDir, read_json
 from alignrank.errors import TrackingError
+from alignrank.io import read_json
+from alignrank.runs.rundir import RunDir
 from alignrank.tracking import spool
 from alignrank.tracking.mlflow_tracker import PARENT_TAG, MlflowTracker
 from alignrank.tracking.spool import OFFLINE_TAG, SPOOL_NAME, SpoolingTracker, is_offline_id, read, replay
 from tests.conftest import REPO, tiny_overrides
-from tests.reliability.test_tracking_midrun import free_port, history, server  # noqa: F401  (fixture)
+from tests.reliability.test_tracking_midrun import free_port, history
 
 pytestmark = pytest.mark.reliability
 
@@ -95,8 +96,8 @@ def test_offline_run_goes_online_when_the_server_is_back(tmp_path, monkeypatch):
 
 def test_only_a_sweep_run_starts_offline_and_a_dead_attempt_ends_through_its_spool(tiny_params, tmp_path,
                                                                                      monkeypatch):
-    from alignrank.dist.cache import run_dir, run_key
-    from alignrank.engine.run import end_dead_attempt, open_attempt
+    from alignrank.runs.key import run_dir, run_key
+    from alignrank.runs.run import end_dead_attempt, open_attempt
     from alignrank.tracking.session import TrackerFactory
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -121,7 +122,7 @@ def test_only_a_sweep_run_starts_offline_and_a_dead_attempt_ends_through_its_spo
 def test_server_down_mid_sweep_later_runs_start_offline_then_sync_logs_everything_once(tiny_data, tmp_path, server,
                                                                                        monkeypatch):
     """A real Ray sweep (2 runs, one at a time) against a real ``mlflow server`` killed during the first run."""
-    from alignrank.dist.sweep import run_sweep
+    from alignrank.runs.sweep import run_sweep
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # workers inherit it: a dead server fails fast

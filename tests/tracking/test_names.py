@@ -10,7 +10,7 @@ from alignrank.tracking.names import METRIC_NAMES, aliases, finite, sanitize, sa
 def test_table_names_are_mlflow_safe_and_stable():
     from mlflow.utils.validation import _validate_metric_name
 
-    for src, dst in METRIC_NAMES.items():
+    for dst in METRIC_NAMES.values():
         _validate_metric_name(dst)  # raises on names MLflow rejects
     assert sanitize("metrics/mAP50-95(B)") == "val/map50_95"
     assert sanitize("metrics/mAP50(B)") == "val/map50"

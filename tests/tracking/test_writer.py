@@ -17,7 +17,7 @@ N_RUNS, N_STEPS, N_KEYS = 4, 20, 20
 
 @pytest.fixture
 def local_ray():
-    from alignrank.dist.ray_utils import ensure_local_token
+    from alignrank.runs.cluster import ensure_local_token
 
     ensure_local_token()
     ray.init(address="local", num_cpus=N_RUNS, include_dashboard=False, log_to_driver=False,

@@ -12,7 +12,7 @@ Examples:
 
 from __future__ import annotations
 
-from alignrank.loss.assigners.registry import ASSIGNERS, build_assigner, register_assigner
 from alignrank.loss.assigners import atss, simota, tal  # noqa: F401,E402  (register the assigners)
+from alignrank.loss.assigners.registry import ASSIGNERS, build_assigner, register_assigner
 
 __all__ = ["ASSIGNERS", "build_assigner", "register_assigner"]

@@ -1,0 +1,250 @@
+"""The data stage: ``run_data(params)`` builds the dataset under ``data.root`` (synthetic or COCO 2017).
+
+Output layout (the contract every later stage reads)::
+
+    <data.root>/dataset.yaml                      ultralytics data YAML (+ category_ids, train_json, val_json)
+    <data.root>/images/{train,val}/*.jpg          image id == int(file stem)
+    <data.root>/labels/{train,val}/*.txt          YOLO "cls cx cy w h" (normalized; empty file = background)
+    <data.root>/annotations/instances_{train,val}.json   COCO instances (the original records, bad ones removed)
+    <data.root>/manifest.json                     fingerprint, params hash, counts, skipped-record report
+
+The dataset is built in a sibling folder ``.<root name>.building-<pid>`` and swapped in at the end, so
+an interrupted run never leaves a half dataset under ``data.root``. ``manifest.json`` has no times or
+absolute paths: the same params give a byte-identical folder (bar ``dataset.yaml``'s absolute ``path``).
+If ``manifest.json`` already records the same params hash and the files are there, the stage returns
+at once (``"cached": true``), only rewriting ``dataset.yaml`` if the folder moved. A ``data.root`` that
+exists but holds no ``manifest.json`` is refused, never overwritten.
+
+The fingerprint is sha256 over the sorted relative paths and bytes of ``images/``, ``labels/`` and
+``annotations/`` (training runs key their cache on it).
+
+Examples:
+    >>> from alignrank.config import load_params
+    >>> import tempfile
+    >>> p = load_params(None, {"data.root": tempfile.mkdtemp() + "/d", "data.num_train": 4, "data.num_val": 2,
+    ...                        "data.imgsz": 64})
+    >>> s = run_data(p)
+    >>> s["counts"]["train"]["images"], s["cached"], run_data(p)["cached"]
+    (4, False, True)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from alignrank.config import params_hash
+from alignrank.config.schema import DataParams, Params
+from alignrank.data.coco_format import category_ids, category_names, public_json, validate_coco, yolo_labels
+from alignrank.data.files import fingerprint
+from alignrank.io import atomic_write_json, atomic_write_text, resolve_path
+from alignrank.errors import DataError
+
+LOGGER = logging.getLogger("alignrank.data")
+DATA_VERSION = 1  # bump when the generator or the converter changes its output
+SPLITS = ("train", "val")
+FINGERPRINT_PATTERNS = ("images/*/*", "labels/*/*.txt", "annotations/*.json")
+SYNTHETIC_KEYS = ("seed", "num_train", "num_val", "imgsz", "num_classes", "max_objects", "empty_fraction", "clutter")
+COCO_KEYS = ("url", "subset")
+
+
+def resolve_root(dp: DataParams) -> Path:
+    """``data.root`` as an absolute path (relative paths are relative to the project root)."""
+    return resolve_path(dp.root).resolve()
+
+
+def content_params(dp: DataParams) -> dict:
+    """The ``data`` params that change the dataset's content (what the params hash covers)."""
+    keys = SYNTHETIC_KEYS if dp.source == "synthetic" else COCO_KEYS
+    return {"version": DATA_VERSION, "source": dp.source, **{k: getattr(dp, k) for k in keys}}
+
+
+def _dataset_yaml(root: Path, manifest: dict) -> str:
+    doc = {
+        "path": str(root),
+        "train": "images/train",
+        "val": "images/val",
+        "nc": len(manifest["names"]),
+        "names": dict(enumerate(manifest["names"])),
+        "category_ids": list(manifest["category_ids"]),
+        "train_json": "annotations/instances_train.json",
+        "val_json": "annotations/instances_val.json",
+    }
+    head = "# written by the data stage (alignrank.data.build); see manifest.json\n"
+    return head + yaml.safe_dump(doc, sort_keys=False)
+
+
+def _summary(root: Path, manifest: dict, *, cached: bool, seconds: float) -> dict:
+    return {
+        "source": manifest["source"],
+        "root": str(root),
+        "dataset_yaml": str(root / "dataset.yaml"),
+        "manifest": str(root / "manifest.json"),
+        "fingerprint": manifest["fingerprint"],
+        "params_hash": manifest["params_hash"],
+        "nc": len(manifest["names"]),
+        "counts": manifest["counts"],
+        "skipped": {s: {k: v["count"] for k, v in r.items()} for s, r in manifest["skipped"].items()},
+        "cached": cached,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _cached(root: Path, key: str) -> dict | None:
+    """The manifest of a complete dataset built with params hash ``key``, else None."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("params_hash") != key:
+        return None
+    for split in SPLITS:
+        n = manifest.get("counts", {}).get(split, {}).get("images")
+        for sub, pat in (("images", "*"), ("labels", "*.txt")):
+            d = root / sub / split
+            if not d.is_dir() or sum(1 for _ in d.glob(pat)) != n:
+                return None
+        if not (root / "annotations" / f"instances_{split}.json").is_file():
+            return None
+    return manifest
+
+
+def _build_split(build: Path, split: str, data: dict) -> tuple[dict, dict, dict]:
+    """Validate, prune skipped images, write labels + JSON of one split; return (clean, counts, report)."""
+    img_dir = build / "images" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    clean, report = validate_coco(data, image_dir=img_dir)
+    report.warn(split)
+    kept = {im["file_name"] for im in clean["images"]}
+    for f in img_dir.iterdir():
+        if f.name not in kept:
+            f.unlink()  # extracted/generated but skipped: not a background image for ultralytics
+    lab_dir = build / "labels" / split
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    names = {im["id"]: im["file_name"] for im in clean["images"]}
+    lines = yolo_labels(clean)
+    for iid, rows in lines.items():
+        (lab_dir / f"{Path(names[iid]).stem}.txt").write_text("".join(r + "\n" for r in rows))
+    atomic_write_json(build / "annotations" / f"instances_{split}.json", public_json(clean), indent=None)
+    crowd = sum(1 for a in clean["annotations"] if a.get("iscrowd", 0))
+    counts = {
+        "images": len(clean["images"]),
+        "annotations": len(clean["annotations"]),
+        "boxes": sum(len(r) for r in lines.values()),
+        "crowd": crowd,
+        "empty_images": sum(1 for r in lines.values() if not r),
+    }
+    return clean, counts, report.as_dict()
+
+
+def _raw_splits(dp: DataParams, root: Path, build: Path) -> dict[str, dict]:
+    if dp.source == "synthetic":
+        from alignrank.data.synthetic import generate_split
+
+        kw = {k: getattr(dp, k) for k in ("seed", "imgsz", "num_classes", "max_objects", "clutter", "empty_fraction")}
+        sizes = {"train": dp.num_train, "val": dp.num_val}
+        return {s: generate_split(build / "images" / s, s, n=sizes[s], **kw) for s in SPLITS}
+    from alignrank.data.coco2017 import fetch_coco2017
+
+    return fetch_coco2017(dp, root=root, build=build)
+
+
+def _swap(build: Path, root: Path) -> None:
+    old = root.with_name(f".{root.name}.old-{os.getpid()}")
+    if root.exists():
+        os.rename(root, old)
+    os.rename(build, root)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def warm_label_caches(root: Path, manifest: dict) -> None:
+    """Write ultralytics' ``labels/{split}.cache`` now, inside the stage's output, so that training later
+    finds a valid cache and never writes into ``data/`` (which would make DVC see the output changed)."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.dataset import YOLODataset
+
+    from ultralytics.utils import LOGGER as ULOGGER
+
+    data = {"names": dict(enumerate(manifest["names"])), "nc": len(manifest["names"]), "channels": 3}
+    level = ULOGGER.level
+    ULOGGER.setLevel(logging.WARNING)  # keep stdout clean (the CLI prints JSON)
+    try:
+        for split in SPLITS:
+            if not (root / "labels" / f"{split}.cache").is_file():
+                YOLODataset(img_path=str(root / "images" / split), imgsz=64, augment=False, hyp=get_cfg(),
+                            data=data, task="detect")
+    finally:
+        ULOGGER.setLevel(level)
+
+
+def run_data(params: Params) -> dict:
+    """Build (or re-use) the dataset described by ``params.data``; see the module docstring.
+
+    Args:
+        params: Resolved params (only ``params.data`` is read).
+
+    Returns:
+        Summary: source, root, dataset_yaml, manifest, fingerprint, params_hash, nc, counts per split,
+        skipped counts per split and kind, cached, seconds.
+
+    Raises:
+        DataError: bad source data (malformed JSON, corrupt download, unsafe archive) or a foreign ``data.root``.
+    """
+    t0 = time.time()
+    dp = params.data
+    root = resolve_root(dp)
+    key = params_hash(content_params(dp))
+    manifest = _cached(root, key)
+    if manifest is not None:
+        text, yml = _dataset_yaml(root, manifest), root / "dataset.yaml"
+        if not yml.is_file() or yml.read_text() != text:  # the folder moved (or the YAML was lost)
+            atomic_write_text(yml, text)
+        warm_label_caches(root, manifest)
+        return _summary(root, manifest, cached=True, seconds=time.time() - t0)
+    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not (root / "manifest.json").is_file())):
+        raise DataError(f"data.root={root} exists and is not a data-stage output (no manifest.json); "
+                        f"choose another data.root or remove that folder")
+    build = root.with_name(f".{root.name}.building-{os.getpid()}")
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    try:
+        raw = _raw_splits(dp, root, build)
+        counts, skipped, cats = {}, {}, {}
+        for split in SPLITS:
+            clean, counts[split], skipped[split] = _build_split(build, split, raw[split])
+            cats[split] = (category_ids(clean), category_names(clean))
+        if cats["train"] != cats["val"]:
+            raise DataError(f"{dp.source}: train and val list different categories; the annotation files do not match")
+        manifest = {
+            "version": DATA_VERSION,
+            "source": dp.source,
+            "params_hash": key,
+            "params": content_params(dp),
+            "fingerprint": fingerprint(build, FINGERPRINT_PATTERNS),
+            "category_ids": cats["train"][0],
+            "names": cats["train"][1],
+            "counts": counts,
+            "skipped": skipped,
+            "layout": {
+                "images": "images/{split}", "labels": "labels/{split}", "json": "annotations/instances_{split}.json"
+            },
+        }
+        atomic_write_json(build / "manifest.json", manifest, indent=2)
+        atomic_write_text(build / "dataset.yaml", _dataset_yaml(root, manifest))
+        _swap(build, root)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    warm_label_caches(root, manifest)
+    summary = _summary(root, manifest, cached=False, seconds=time.time() - t0)
+    n_train, n_val = counts["train"]["images"], counts["val"]["images"]
+    LOGGER.info(f"data: {dp.source} dataset at {root} ({n_train} train / {n_val} val images)")
+    return summary
+
+
+__all__ = ["run_data", "resolve_root", "content_params", "DATA_VERSION"]

@@ -1,0 +1,160 @@
+"""``alignrank report`` / DVC stage ``report``: tables, plots and DVC metrics from the evaluated runs.
+
+Reads ``outputs/eval/summary.json`` and ``outputs/eval/runs/`` (written by the evaluate stage) and,
+when present, ``outputs/profile/profile.json``; writes under ``report.out_dir`` (default ``results/``):
+
+* ``tables/``: ``table1_main``, ``table2_ablation``, ``table_paired``, ``table_paper`` as ``.md``, ``.csv``,
+  ``.tex``, and all of them in ``tables/report.md``;
+* ``metrics.json`` (DVC metrics): per variant, the mean over seeds of every number (AP-type numbers
+  in %, as in the tables), plus ``n_seeds``;
+* ``figures/*.png``: AP per variant with seed spread, score-vs-IoU scatter, reliability diagrams,
+  training curves;
+* ``plots/`` (DVC plots data): ``ap_per_seed.csv``, ``training_curves.csv`` (epoch x every registered
+  variant, mean val mAP50-95 over seeds, empty where not run), ``reliability/<variant>.csv`` and
+  ``score_iou/<variant>.csv``.
+
+Examples:
+    >>> # from alignrank.config import load_params
+    >>> # run_report(load_params(None))["tables"]
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from alignrank.config.schema import Params
+from alignrank.errors import DataError
+from alignrank.io import atomic_write_json, atomic_write_text, project_root, read_json, resolve_path
+from alignrank.report import plots
+from alignrank.report.tables import PERCENT, ablation_table, main_table, paired_table, paper_table
+from alignrank.variants import VARIANTS
+
+PROFILE_JSON = Path("outputs") / "profile" / "profile.json"
+
+
+def load_eval(eval_dir: Path, variants, seeds) -> tuple[dict, dict, dict]:
+    """``(runs, index, mirrors)``: metrics ``{variant: {seed: metrics}}``, the run index, per-run mirror folders."""
+    summary = read_json(eval_dir / "summary.json")
+    if summary is None:
+        raise DataError(f"{eval_dir / 'summary.json'}: missing or unreadable; run `alignrank evaluate` (dvc repro evaluate) first")
+    runs: dict = {}
+    mirrors: dict = {}
+    for v in variants:
+        for key, m in (summary.get(v) or {}).items():
+            try:
+                seed = int(str(key).removeprefix("seed"))
+            except ValueError:
+                continue
+            if seed in seeds and isinstance(m, dict):
+                runs.setdefault(v, {})[seed] = m
+                mirrors.setdefault(v, {})[seed] = eval_dir / "runs" / v / f"seed{seed}"
+    return runs, read_json(eval_dir / "runs" / "index.json") or {}, mirrors
+
+
+def _variant_means(runs: Mapping) -> dict:
+    out = {}
+    for v, seeds in runs.items():
+        keys = sorted({k for m in seeds.values() for k, x in m.items() if x is None or isinstance(x, (int, float))})
+        means = {}
+        for k in keys:
+            vals = [m[k] for m in seeds.values() if isinstance(m.get(k), (int, float)) and math.isfinite(m[k])]  # None = n/a
+            means[k] = float(np.mean(vals)) if vals else None
+        out[v] = {**means, "n_seeds": len(seeds)}
+    return out
+
+
+def _csv(path: Path, header: list[str], rows) -> None:
+    lines = [",".join(header)] + [",".join("" if x is None else str(x) for x in r) for r in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _plot_data_and_figures(runs: Mapping, mirrors: Mapping, out: Path) -> list[str]:
+    figs, pdir = out / "figures", out / "plots"
+    made = []
+    ap = {v: {s: 100 * m["AP"] for s, m in seeds.items() if isinstance(m.get("AP"), (int, float))}
+          for v, seeds in runs.items()}
+    _csv(pdir / "ap_per_seed.csv", ["variant", "seed", "AP"],
+         [(v, s, f"{a:.4f}") for v, d in ap.items() for s, a in sorted(d.items())])
+    plots.ap_per_variant(ap, figs / "ap_per_variant.png"), made.append("figures/ap_per_variant.png")
+    pairs, rel, curves = {}, {}, {}
+    for v, seeds in mirrors.items():
+        sc, io = [], []
+        for s, d in sorted(seeds.items()):
+            f = d / "score_iou.csv"
+            lines = f.read_text().splitlines()[1:] if f.is_file() else []
+            if lines:
+                a = np.asarray([ln.split(",") for ln in lines], dtype=np.float64)  # (M, 2) score, iou
+                sc.append(a[:, 0]), io.append(a[:, 1])
+            m = read_json(d / "metrics.json") or {}
+            if m.get("reliability"):
+                rel.setdefault(v, {})[s] = m["reliability"]
+            if (d / "results.csv").is_file():
+                curves.setdefault(v, {})[s] = plots.read_results_csv(d / "results.csv")
+        pairs[v] = (np.concatenate(sc) if sc else np.zeros(0), np.concatenate(io) if io else np.zeros(0))
+        _csv(pdir / "score_iou" / f"{v}.csv", ["iou", "score"], [(f"{q:.4f}", f"{p:.4f}") for p, q in zip(*pairs[v])])
+    plots.score_iou_scatter(pairs, figs / "score_iou.png"), made.append("figures/score_iou.png")
+    for v, seeds in rel.items():  # pooled over seeds: bin-wise mean
+        rows = []
+        for s, r in sorted(seeds.items()):
+            bins = zip(r["bin_conf"], r["bin_acc"], r["bin_count"])
+            rows += [(s, i, f"{c:.4f}", f"{a:.4f}", n) for i, (c, a, n) in enumerate(bins)]
+        _csv(pdir / "reliability" / f"{v}.csv", ["seed", "bin", "confidence", "accuracy", "count"], rows)
+    plots.reliability_grid(rel, figs / "reliability.png"), made.append("figures/reliability.png")
+    key = "metrics/mAP50-95(B)"
+    epochs = sorted({int(e) for seeds in curves.values() for c in seeds.values() for e in c.get("epoch", [])})
+    cols = list(dict.fromkeys([*VARIANTS, *runs]))  # every registered variant: dvc.yaml plots name them all
+    rows = []
+    for e in epochs:
+        row = [e]
+        for v in cols:
+            vals = [c[key][c["epoch"] == e][0] for c in curves.get(v, {}).values() if key in c and (c["epoch"] == e).any()]
+            row.append(f"{np.mean(vals):.5f}" if vals else None)
+        rows.append(row)
+    _csv(pdir / "training_curves.csv", ["epoch", *cols], rows)
+    for sub in ("reliability", "score_iou"):  # DVC outs/plots: present even when empty
+        (pdir / sub).mkdir(parents=True, exist_ok=True)
+    plots.training_curves(curves, figs / "training_curves.png"), made.append("figures/training_curves.png")
+    return made
+
+
+def run_report(params: Params) -> dict:
+    """Write the tables, figures, DVC metrics and plot data under ``report.out_dir``.
+
+    Raises:
+        DataError: The evaluate stage's ``summary.json`` is missing, or no run of ``sweep.variants`` x
+            ``sweep.seeds`` was evaluated.
+    """
+    root = project_root()
+    out = resolve_path(params.report.out_dir)
+    variants, seeds = list(params.sweep.variants), set(params.sweep.seeds)
+    runs, index, mirrors = load_eval(root / "outputs" / "eval", variants, seeds)
+    if not runs:
+        raise DataError(f"outputs/eval/summary.json: no evaluated run of variants {variants} x seeds {sorted(seeds)}; "
+                        "run `alignrank evaluate` after the sweep")
+    shown = [v for v in variants if v in runs]
+    profile = read_json(root / PROFILE_JSON)
+    trained = next((r.get("meta") for r in index.get("runs", []) if r.get("meta")), {}) or {}
+    tables = [
+        ("table1_main", main_table(runs, shown, profile)),
+        ("table2_ablation", ablation_table(runs, shown)),
+        ("table_paired", paired_table(runs, shown, n_resamples=params.report.bootstrap, ci=params.report.ci,
+                                      min_seeds=params.report.min_seeds)),
+        ("table_paper", paper_table(runs, profile, index.get("data"), trained)),
+    ]
+    if "baseline" not in runs:
+        tables[2][1].notes.append("No baseline run evaluated: no paired differences.")
+    for name, t in tables:
+        atomic_write_text(out / "tables" / f"{name}.md", t.markdown())
+        atomic_write_text(out / "tables" / f"{name}.csv", t.csv())
+        atomic_write_text(out / "tables" / f"{name}.tex", t.latex())
+    atomic_write_text(out / "tables" / "report.md", "# AlignRank results\n\n" + "\n".join(t.markdown() for _, t in tables))
+    means = _variant_means(runs)
+    atomic_write_json(out / "metrics.json", {v: {k: (x * 100 if k in PERCENT and isinstance(x, float) else x)
+                                                 for k, x in m.items()} for v, m in means.items()})
+    figures = _plot_data_and_figures({v: runs[v] for v in shown}, {v: mirrors.get(v, {}) for v in shown}, out)
+    return {"out_dir": str(out), "variants": shown, "runs": sum(len(s) for s in runs.values()),
+            "tables": [f"tables/{n}.md" for n, _ in tables], "figures": figures, "profile": profile is not None}

@@ -1,0 +1,1 @@
+"""Keyed runs: run keys, run folders, the one train() path, sweeps on Ray, progress."""

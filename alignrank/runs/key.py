@@ -1,0 +1,136 @@
+"""Run keys: a run's folder is named by a hash of everything that determines its result.
+
+``key = sha256(variant, head, loss, the model/loss params the variant READS, train params, dataset
+fingerprint, code version, torch/ultralytics versions)``. A finished run (``done.json``) with the same key
+is never recomputed, so after a completed sweep a params change re-runs only the runs it affects:
+
+* head ``detect`` reads only ``model.scale`` (the ``csd_*``/``bcdm_*``/``dyn_*`` keys do not key it);
+* loss ``v8`` reads only ``loss.box``/``cls``/``dfl`` (the RCQ terms, assigner and IoU choice do not);
+* any other head/loss reads its whole section (safe default for new registrations);
+* ``train.*`` all count (seed, device, threads, deterministic... change numerics) except ``out_dir``
+  (where) and ``save_period`` (extra checkpoints only);
+* the data is keyed by the content fingerprint in ``<data.root>/manifest.json``;
+* the code version hashes the source files that compute a run (``alignrank/nn``, ``alignrank/loss``,
+  ``alignrank/engine/trainer.py``, ``alignrank/variants.py``), so uncommitted edits count, while edits
+  to tracking, the CLI, eval or report code do not re-train anything.
+
+Examples:
+    >>> sorted(reads("head", "detect", {"scale": "n", "csd_points": 4}))
+    ['scale']
+    >>> sorted(reads("loss", "v8", {"box": 7.5, "cls": 0.5, "dfl": 1.5, "lambda_rank": 1.0}))
+    ['box', 'cls', 'dfl']
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from alignrank.config import params_dict
+from alignrank.config.schema import Params
+from alignrank.errors import DataError
+from alignrank.io import read_json, resolve_path
+from alignrank.variants import get_variant
+
+HEAD_READS: dict[str, tuple[str, ...]] = {"detect": ("scale",)}  # stock Detect: architecture scale only
+LOSS_READS: dict[str, tuple[str, ...]] = {"v8": ("box", "cls", "dfl")}  # stock v8DetectionLoss: its gains only
+TRAIN_IGNORED = ("out_dir", "save_period")
+CODE_PATHS = ("nn", "loss", "engine/trainer.py", "variants.py")  # relative to the alignrank package
+PKG = Path(__file__).resolve().parents[1]  # the alignrank package
+
+
+def reads(kind: str, name: str, section: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of ``section`` that head/loss ``name`` reads (all of them when not listed)."""
+    table = HEAD_READS if kind == "head" else LOSS_READS
+    keys = table.get(name)
+    return dict(section) if keys is None else {k: section[k] for k in keys}
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """sha256 (16 hex) of the package source files that determine a training run's result."""
+    pkg = PKG
+    h = hashlib.sha256()
+    for rel in CODE_PATHS:
+        p = pkg / rel
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def data_root(params: Params) -> Path:
+    """Absolute dataset folder (``data.root`` under the project root)."""
+    return resolve_path(params.data.root)
+
+
+def data_fingerprint(params: Params) -> str:
+    """Content fingerprint of the dataset from ``<data.root>/manifest.json``.
+
+    Raises:
+        DataError: The dataset or its manifest is missing.
+    """
+    root = data_root(params)
+    if not (root / "dataset.yaml").is_file():
+        raise DataError(f"{root / 'dataset.yaml'}: dataset not found; "
+                        f"build it with `alignrank data` (or `dvc repro data`)")
+    manifest = read_json(root / "manifest.json")
+    fp = (manifest or {}).get("fingerprint")
+    if not fp:
+        raise DataError(f"{root / 'manifest.json'}: missing or without 'fingerprint'; "
+                        f"rebuild the dataset with `alignrank data`")
+    return str(fp)
+
+
+def _versions() -> dict[str, str]:
+    import torch
+    import ultralytics
+
+    return {"torch": torch.__version__, "ultralytics": ultralytics.__version__}
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Identity of a run: ``name`` = ``<variant>-s<seed>-<hash>`` and the hashed ``payload``."""
+
+    variant: str
+    seed: int
+    hash: str
+    payload: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}-s{self.seed}-{self.hash}"
+
+
+def key_payload(params: Params, *, fingerprint: str | None = None) -> dict:
+    """Everything a run's result depends on (see the module docstring)."""
+    d = params_dict(params)
+    v = get_variant(params.train.variant)
+    return {
+        "variant": v.name,
+        "head": v.head,
+        "loss_name": v.loss,
+        "model": reads("head", v.head, d["model"]),
+        "loss": reads("loss", v.loss, d["loss"]),
+        "train": {k: x for k, x in d["train"].items() if k not in TRAIN_IGNORED},
+        "data": fingerprint or data_fingerprint(params),
+        "code": code_version(),
+        "versions": _versions(),
+    }
+
+
+def run_key(params: Params, *, fingerprint: str | None = None) -> RunKey:
+    """The :class:`RunKey` of ``params`` (its ``train.variant`` / ``train.seed``)."""
+    payload = key_payload(params, fingerprint=fingerprint)
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return RunKey(variant=params.train.variant, seed=params.train.seed, hash=digest, payload=payload)
+
+
+def run_dir(params: Params, key: RunKey) -> Path:
+    """Absolute folder of the run: ``<train.out_dir>/<key.name>``."""
+    return resolve_path(params.train.out_dir) / key.name

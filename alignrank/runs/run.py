@@ -1,0 +1,328 @@
+"""THE training path: ``train(params, tracker)`` is what ``alignrank train``, every sweep run (a Ray task),
+the DVC ``train`` stage and Ray Tune trials execute.
+
+A run trains ``train.variant`` with ``train.seed`` into its keyed folder (:mod:`alignrank.runs.key`):
+
+* ``done.json`` present -> nothing is recomputed, its final metrics are returned;
+* ``metrics.json`` present (trained, tracking unfinished) -> only the final tracking is redone;
+* a valid ``weights/last.pt`` -> ultralytics resume through :class:`AlignRankTrainer` (head and loss survive);
+* otherwise -> partial outputs are cleared and training starts from scratch.
+
+Everything is logged through the ``tracker`` (params, tags, per-epoch and final metrics, artifacts);
+``done.json`` is written last.
+
+Examples:
+    >>> # from alignrank.config import load_params
+    >>> # summary = run_single(load_params(None, ["train.variant=baseline"]))   # `alignrank train`
+    >>> # metrics = train(params, NullTracker(), report=lambda epoch, m: print(epoch, m["map50_95"]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Iterator, Optional, TextIO
+
+import yaml
+
+from alignrank.config import flatten, params_dict
+from alignrank.config.schema import Params
+from alignrank.engine import faults
+from alignrank.engine.callbacks import EpochLogger, ReportFn
+from alignrank.engine.guards import FiniteLossGuard
+from alignrank.errors import DataError, write_error
+from alignrank.io import atomic_write_json, atomic_write_text, read_json
+from alignrank.runs.key import RunKey, data_root, run_dir, run_key
+from alignrank.runs.rundir import RunDir
+from alignrank.tracking.base import Tracker
+from alignrank.tracking.names import ALIASES
+
+FINAL_KEYS = tuple(ALIASES.values())  # map50_95, map50, precision, recall, fitness
+
+
+@contextlib.contextmanager
+def quiet_ultralytics(verbose: bool = False) -> Iterator[None]:
+    """Send ultralytics' log to stderr (stdout stays clean for JSON) and, unless ``verbose``, only warnings."""
+    from ultralytics.utils import LOGGER
+
+    handlers = [h for h in LOGGER.handlers if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
+    level = LOGGER.level
+    for h in handlers:
+        h.setStream(sys.stderr)
+    if not verbose:
+        LOGGER.setLevel(logging.WARNING)  # also disables ultralytics' progress bars
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(level)
+        for h in handlers:
+            h.setStream(sys.stdout)
+
+
+def run_tags(params: Params, key: RunKey, provenance: Optional[dict] = None) -> dict[str, str]:
+    """Tags of a training run: variant, seed, run key, dataset fingerprint, device, host, git, DVC stage."""
+    from alignrank.variants import get_variant
+
+    v = get_variant(params.train.variant)
+    tags = {
+        "variant": v.name, "seed": params.train.seed, "head": v.head, "loss": v.loss,
+        "run_key": key.hash, "run_name": key.name, "dataset_fingerprint": key.payload["data"],
+        "code_version": key.payload["code"], "device": params.train.device, "host": socket.gethostname(),
+        "dvc_stage": os.environ.get("DVC_STAGE") or "cli",
+    }
+    if provenance is None:
+        from alignrank.tracking.provenance import git_info
+
+        provenance = git_info()
+    tags.update(provenance)
+    tags["host"] = socket.gethostname()  # where it ran, not where it was dispatched from
+    return {k: str(x) for k, x in tags.items()}
+
+
+def _fit(params: Params, tracker: Tracker, rd: RunDir, *, resume: bool, report: Optional[ReportFn],
+         stream: Optional[TextIO], verbose: bool) -> dict:
+    """Run ultralytics training through :class:`AlignRankTrainer`; return the final metrics."""
+    import torch
+
+    from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
+
+    data_yaml = data_root(params) / "dataset.yaml"
+    if not data_yaml.is_file():
+        raise DataError(f"{data_yaml}: dataset not found; build it with `alignrank data` (or `dvc repro data`)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(params.train.threads)
+    try:
+        overrides = ultralytics_overrides(params, data=data_yaml, save_dir=rd.path, resume=rd.last if resume else None)
+        overrides["save_dir"] = str(rd.path)  # also on resume, where ultralytics would reuse the checkpoint's path
+        cb = EpochLogger(tracker, epochs=params.train.epochs, report=report, run_dir=rd.path,
+                         status=rd.write_status, stream=stream)
+        with quiet_ultralytics(verbose):
+            trainer = AlignRankTrainer(params, overrides)
+            tracker.set_tags({"device": str(trainer.device)})
+            trainer.add_callback("on_fit_epoch_end", cb)
+            trainer.add_callback("on_train_batch_end", FiniteLossGuard(run_name=rd.name, last=rd.last))
+            trainer.add_callback("on_train_epoch_start", faults.nan_hook(rd.path))  # inert unless ALIGNRANK_FAULT
+            trainer.train()
+    except OSError as e:  # full disk / read-only folder under ultralytics' own writes: one line, not a traceback
+        err = write_error(rd.path, e)
+        if err is e:
+            raise
+        raise err from e
+    finally:
+        torch.set_num_threads(threads)
+    src = cb.final or cb.last or {}
+    final = {k: src[k] for k in FINAL_KEYS if k in src}
+    final["best_epoch"] = cb.best_epoch
+    return final
+
+
+def train(
+    params: Params,
+    tracker: Tracker,
+    *,
+    report: Optional[ReportFn] = None,
+    key: Optional[RunKey] = None,
+    provenance: Optional[dict] = None,
+    stream: Optional[TextIO] = None,
+    verbose: bool = False,
+) -> dict:
+    """Train (or reuse / resume) the run of ``params`` and return its final metrics.
+
+    Args:
+        params: Resolved params; ``train.variant`` and ``train.seed`` pick the run.
+        tracker: Receives params, tags, per-epoch metrics (step = epoch), final metrics and artifacts.
+            The caller owns it (``tracker.end`` is not called here).
+        report: Optional ``report(epoch, metrics)`` after every epoch; ``metrics`` holds the tracker's
+            names plus short aliases (``map50_95``, ``map50``, ``precision``, ``recall``, ``fitness``).
+        key: Precomputed run key (the sweep driver passes it so workers need not hash the code again).
+        provenance: Tags computed by the dispatcher (git commit/dirty, DVC stage); None = computed here.
+        stream: Where to print one progress line per epoch (None: silent).
+        verbose: Keep ultralytics' own INFO log and progress bars.
+
+    Returns:
+        Final metrics (validation of ``best.pt``): ``map50_95``, ``map50``, ``precision``,
+        ``recall``, ``best_epoch``.
+
+    Examples:
+        >>> # train(params, NullTracker())["map50_95"]
+    """
+    key = key or run_key(params)
+    rd = RunDir(run_dir(params, key))
+    done = rd.done()
+    if done is not None:
+        return done["metrics"]
+    rd.path.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    state = rd.state(params.train.epochs)
+    if state == "fresh":
+        rd.reset()
+    attempts = int(rd.meta().get("attempts", 0)) + 1
+    atomic_write_json(rd.run_json, {
+        "name": key.name, "key": key.hash, "payload": key.payload, "variant": key.variant, "seed": key.seed,
+        "mlflow_run_id": tracker.run_id, "attempts": attempts, "start_state": state,
+    })
+    faults.inject(rd.path)  # after run.json: an attempt that fails at its start still counts as one
+    atomic_write_text(rd.params_yaml, yaml.safe_dump(params_dict(params), sort_keys=False))
+    tracker.set_tags({**run_tags(params, key, provenance), "attempts": str(attempts), "start_state": state})
+    tracker.log_params(flatten(params_dict(params)))
+    rd.write_status(state="running", epoch=0, epochs=params.train.epochs, attempt=attempts, pid=os.getpid(),
+                    host=socket.gethostname(), updated=time.time())
+    if state == "finalize":
+        final = read_json(rd.metrics_json) or {}
+    else:
+        final = _fit(params, tracker, rd, resume=state == "resume", report=report, stream=stream, verbose=verbose)
+        atomic_write_json(rd.metrics_json, final)
+    tracker.log_metrics({f"final/{k}": float(v) for k, v in final.items() if isinstance(v, (int, float))},
+                        step=params.train.epochs)
+    if rd.weights.is_file():
+        tracker.log_artifact(rd.weights, "weights")
+    tracker.log_artifact(rd.params_yaml)
+    atomic_write_json(rd.done_json, {
+        "name": key.name, "variant": key.variant, "seed": key.seed, "key": key.hash, "metrics": final,
+        "run_dir": str(rd.path), "weights": str(rd.weights), "mlflow_run_id": tracker.run_id,
+        "attempts": attempts, "wall_s": round(time.time() - t0, 2), "finished": time.time(),
+    })
+    rd.write_status(state="done", updated=time.time())
+    return final
+
+
+def summary(rd: RunDir, *, cached: bool) -> dict:
+    """The per-run record used by the CLI, the sweep and :func:`alignrank.runs.sweep.list_runs`."""
+    d = rd.done() or {}
+    meta = rd.meta()
+    return {
+        "variant": d.get("variant", meta.get("variant")), "seed": d.get("seed", meta.get("seed")), "run": rd.name,
+        "run_dir": str(rd.path), "weights": str(rd.weights),
+        "mlflow_run_id": d.get("mlflow_run_id", meta.get("mlflow_run_id")),
+        "status": "done" if d else "incomplete", "cached": cached, "metrics": d.get("metrics", {}),
+    }
+
+
+def _end(tracker: Tracker, status: str) -> None:
+    with contextlib.suppress(Exception):  # the original error matters more than a tracking hiccup
+        tracker.end(status)
+
+
+def end_dead_attempt(rd: RunDir, factory) -> Optional[str]:
+    """Mark KILLED the MLflow run of an attempt that died without ending it (SIGKILL, lost worker).
+
+    Such an attempt left ``status.json`` at ``running`` (a raising or interrupted attempt records
+    ``failed`` / ``interrupted`` and ends its run itself). Called by the sweep driver when it sees a
+    worker die, and by the next attempt. Returns the run id marked, or None.
+    """
+    from alignrank.tracking import spool
+
+    status = read_json(rd.status_json) or {}
+    run_id = status.get("mlflow_run_id") or rd.meta().get("mlflow_run_id")  # status: written as the run opened
+    if not run_id or status.get("state") != "running" or rd.done() is not None:
+        return None
+    path = rd.path / spool.SPOOL_NAME
+    if path.is_file() or spool.is_offline_id(run_id):  # it died offline: its end goes after its spooled records
+        spool.append(path, {"run_id": run_id, "kind": "end",
+                            "payload": {"status": "KILLED", "timestamp": int(time.time() * 1000)}})
+    else:
+        with contextlib.suppress(Exception):  # tracking trouble must not stop the retry
+            factory.open(run_id=run_id).end("KILLED")
+    rd.write_status(state="killed", updated=time.time())
+    return run_id
+
+
+def open_attempt(factory, rd: RunDir, *, run_name: str, parent_run_id: Optional[str], tags: dict) -> Tracker:
+    """The spooling tracker of one attempt; a sweep's run starts offline if the server went away meanwhile.
+
+    A run of a sweep (``parent_run_id`` given: the sweep's start proved the server was up) whose server
+    is unreachable now (quick ``/health`` probe, or a failed create) is created offline
+    (:meth:`~alignrank.tracking.spool.SpoolingTracker.offline_run`) and trains on. A run on its own
+    (``alignrank train``) fails with the one-line :class:`~alignrank.errors.TrackingError` instead.
+    """
+    from alignrank.errors import TrackingError
+    from alignrank.tracking.spool import SPOOL_NAME, SpoolingTracker, is_unreachable, reachable, spooling
+
+    uri = getattr(factory, "uri", None)
+    may_go_offline = parent_run_id is not None and str(uri).startswith(("http://", "https://"))
+
+    def offline(reason: str) -> Tracker:
+        return SpoolingTracker.offline_run(rd.path / SPOOL_NAME, uri=uri, experiment=factory.experiment,
+                                           artifact_root=getattr(factory, "artifact_root", None), run_name=run_name,
+                                           parent_run_id=parent_run_id, tags=tags, reason=reason)
+
+    if may_go_offline and not reachable(uri):
+        return offline("tracking server unreachable at run start")
+    try:
+        tracker = factory.open(run_name=run_name, parent_run_id=parent_run_id, tags=tags)
+    except TrackingError as e:
+        if not (may_go_offline and is_unreachable(e)):
+            raise
+        return offline(str(e).splitlines()[0])
+    return spooling(tracker, rd.path, uri=uri)  # server gone mid-run: spool, go on
+
+
+def execute(
+    params: Params,
+    factory,
+    *,
+    parent_run_id: Optional[str] = None,
+    provenance: Optional[dict] = None,
+    key: Optional[RunKey] = None,
+    report: Optional[ReportFn] = None,
+    stream: Optional[TextIO] = None,
+) -> dict:
+    """Open a new MLflow run for this attempt (tags ``attempt``, ``run_key``), :func:`train`, close; return :func:`summary`.
+
+    A retried / resumed run gets one MLflow run per attempt: earlier ones end FAILED / KILLED with their
+    per-epoch metrics, the final metrics go to the attempt that finishes (``done.json``'s ``mlflow_run_id``).
+    While the tracking server is unreachable the records are spooled (:mod:`alignrank.tracking.spool`);
+    a sweep's run that starts while it is down is created offline (:func:`open_attempt`).
+
+    Args:
+        params: Resolved params of the run.
+        factory: :class:`alignrank.tracking.session.TrackerFactory` (or anything with ``open(...) -> Tracker``).
+        parent_run_id: MLflow parent (the sweep's run).
+        provenance, key, report, stream: see :func:`train`.
+    """
+    key = key or run_key(params)
+    rd = RunDir(run_dir(params, key))
+    if rd.done() is not None:
+        return summary(rd, cached=True)
+    end_dead_attempt(rd, factory)
+    attempt = int(rd.meta().get("attempts", 0)) + 1  # = train()'s count: each attempt is its own MLflow run
+    rd.path.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here, before an MLflow run exists
+    tracker = open_attempt(factory, rd, run_name=key.name if attempt == 1 else f"{key.name}-attempt{attempt}",
+                           parent_run_id=parent_run_id,
+                           tags={"variant": key.variant, "seed": str(key.seed), "run_key": key.hash,
+                                 "attempt": str(attempt)})
+    try:
+        # the run id first: end_dead_attempt can close this attempt's run if the worker dies from here on
+        rd.write_status(state="running", mlflow_run_id=tracker.run_id, attempt=attempt, updated=time.time())
+        train(params, tracker, report=report, key=key, provenance=provenance, stream=stream)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):  # (a full disk must not hide the interrupt)
+            rd.write_status(state="interrupted", updated=time.time())
+        _end(tracker, "KILLED")
+        raise
+    except BaseException as e:
+        with contextlib.suppress(OSError):  # (a full disk must not hide the original error)
+            if rd.path.is_dir():
+                rd.write_status(state="failed", error=str(e).splitlines()[0][:300] if str(e) else type(e).__name__,
+                                updated=time.time())
+        _end(tracker, "FAILED")
+        raise
+    tracker.end("FINISHED")
+    return summary(rd, cached=False)
+
+
+def run_single(params: Params) -> dict:
+    """``alignrank train``: one (train.variant, train.seed) in-process on ``train.device``; returns the summary.
+
+    Prints one line per epoch to stderr; an interrupted run resumes from its ``last.pt`` when re-run.
+    """
+    from alignrank.tracking.session import direct_factory
+
+    key = run_key(params)
+    rd = RunDir(run_dir(params, key))
+    print(f"run {key.name}: {rd.path}", file=sys.stderr, flush=True)
+    return execute(params, direct_factory(params), key=key, stream=sys.stderr)

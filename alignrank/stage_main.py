@@ -1,0 +1,43 @@
+"""The shared ``main`` of the DVC stage scripts in ``pipeline/``: load params.yaml, run one stage
+function, print its JSON summary, map expected errors to one line and an exit code.
+
+Exit codes: 0 ok, 1 a failure (an expected :class:`~alignrank.errors.AlignRankError`, or a summary whose
+``failed`` list is non-empty), 2 bad params, 130 interrupted (re-run the same command to resume).
+
+Examples:
+    >>> # pipeline/data.py:  sys.exit(stage_main(run_data))
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+from alignrank.config import ParamsError, load_params
+from alignrank.config.schema import Params
+from alignrank.errors import AlignRankError
+
+
+def stage_main(fn: Callable[[Params], Any], *, hint: str = "re-run `dvc repro` to resume") -> int:
+    """Run ``fn(load_params())`` as a DVC stage; returns the process exit code."""
+    from alignrank.env import setup_offline
+
+    setup_offline()
+    try:
+        summary = fn(load_params())
+    except ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except AlignRankError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"interrupted: finished work is kept; {hint}", file=sys.stderr)
+        return 130
+    if summary is not None:
+        print(json.dumps(summary, indent=2, default=str))
+    failed = summary.get("failed") if isinstance(summary, dict) else None
+    for f in failed or ():
+        print(f"error: run {f['run']} failed after {f['attempts']} attempt(s): {f['error']}", file=sys.stderr)
+    return 1 if failed else 0
