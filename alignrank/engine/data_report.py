@@ -66,5 +66,5 @@ def report_skipped(dataset, mode: str, save_dir: str | Path) -> dict:
         path = Path(save_dir) / "data_report.json"
         from alignrank.io import read_json
 
-        atomic_write_json(path, {**(read_json(path) or {}), mode: entry}, sort_keys=True)
+        atomic_write_json(path, {**(read_json(path) or {}), mode: entry})
     return entry

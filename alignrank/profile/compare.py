@@ -255,5 +255,5 @@ def run_profile(params: Params, json_out: str | Path | None = None, *, memory: b
     }
     print(_table(rows, ratios, ref) + f"\nGFLOPs method: {METHOD}", flush=True)
     if json_out is not None:
-        atomic_write_json(json_out, out, default=str)
+        atomic_write_json(json_out, out)
     return out
