@@ -54,6 +54,11 @@ def _is_int(v: Any) -> bool:
     return _is_num(v) and float(v).is_integer()
 
 
+def _is_id(v: Any) -> bool:
+    """An integer id that fits numpy's / pycocotools' int64."""
+    return _is_int(v) and -(2**63) <= int(v) < 2**63
+
+
 def load_instances(path: str | Path) -> dict:
     """Load and check a COCO instances JSON (``images``, ``annotations``, ``categories``)."""
     path = Path(path)
@@ -66,13 +71,13 @@ def load_instances(path: str | Path) -> dict:
             raise DataError(f"{path.name}: missing or invalid '{key}' list; is this a COCO instances file?")
     img_ids = set()
     for i, im in enumerate(data["images"]):
-        if not isinstance(im, dict) or not _is_int(im.get("id")):
-            raise DataError(f"{path.name} images[{i}]: missing integer 'id'")
+        if not isinstance(im, dict) or not _is_id(im.get("id")):
+            raise DataError(f"{path.name} images[{i}]: missing or invalid 'id' (expected a 64-bit integer)")
         img_ids.add(int(im["id"]))
     cat_ids = set()
     for i, c in enumerate(data["categories"]):
-        if not isinstance(c, dict) or not _is_int(c.get("id")):
-            raise DataError(f"{path.name} categories[{i}]: missing integer 'id'")
+        if not isinstance(c, dict) or not _is_id(c.get("id")):
+            raise DataError(f"{path.name} categories[{i}]: missing or invalid 'id' (expected a 64-bit integer)")
         cat_ids.add(int(c["id"]))
     for i, a in enumerate(data["annotations"]):
         if not isinstance(a, dict):
@@ -85,8 +90,8 @@ def load_instances(path: str | Path) -> dict:
         b = a.get("bbox")
         if not (isinstance(b, list) and len(b) == 4 and all(_is_num(v) for v in b) and b[2] >= 0 and b[3] >= 0):
             raise DataError(f"{path.name} annotations[{i}]: invalid bbox {b!r}; expected [x, y, w, h] with w, h >= 0")
-        if "id" not in a:
-            raise DataError(f"{path.name} annotations[{i}]: missing 'id'")
+        if not _is_id(a.get("id")):
+            raise DataError(f"{path.name} annotations[{i}]: missing or invalid 'id' (expected a 64-bit integer)")
         a.setdefault("iscrowd", 0)
         a.setdefault("area", float(b[2] * b[3]))
     return data
