@@ -60,7 +60,14 @@ def test_dap_known_values():
     assert r["tide_dAP_fp"] == pytest.approx(1 / 3)
 
 
-def test_predictions_in_crowd_regions_are_ignored():
-    r = _run([(1, 1, [0, 0, 10, 10]), (1, 1, [40, 40, 40, 40])], [(1, 1, [0, 0, 10, 10], 0.5), (1, 1, [45, 45, 10, 10], 0.9)],
-             crowd=(1,))
-    assert r["tide_AP50"] == pytest.approx(1.0) and sum(r[f"tide_n_{e}"] for e in ERROR_TYPES) == 0
+def test_predictions_in_crowd_regions_follow_tidecv():
+    # a crowd region (40, 40, 40, 40) with a regular object b inside it; a is detected exactly
+    a, b, crowd = [0, 0, 10, 10], [60, 60, 10, 10], [40, 40, 40, 40]
+    in_crowd = (1, 1, [45, 45, 10, 10], 0.9)  # ignored: no false positive, but still counted (Bkg)
+    r = _run([(1, 1, a), (1, 1, crowd)], [(1, 1, a, 0.5), in_crowd], crowd=(1,))
+    assert r["tide_AP50"] == pytest.approx(1.0) and r["tide_n_bkg"] == 1
+    assert sum(r[f"tide_n_{e}"] for e in ERROR_TYPES) == 1 and r["tide_dAP_bkg"] == r["tide_dAP_fp"] == 0.0
+    # an ignored, poorly placed box on b (IoU 3/7) is a Loc error whose fix recovers b; b is no Miss
+    r = _run([(1, 1, a), (1, 1, crowd), (1, 1, b)], [(1, 1, a, 0.5), (1, 1, [64, 60, 10, 10], 0.9)], crowd=(1,))
+    assert (r["tide_n_loc"], r["tide_n_miss"]) == (1, 0)
+    assert r["tide_AP50"] == pytest.approx(51 / 101) and r["tide_dAP_loc"] == pytest.approx(1 - 51 / 101)
