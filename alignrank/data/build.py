@@ -7,13 +7,18 @@ Output layout (the contract every later stage reads)::
     <data.root>/labels/{train,val}/*.txt          YOLO "cls cx cy w h" (normalized; empty file = background)
     <data.root>/annotations/instances_{train,val}.json   COCO instances (the original records, bad ones removed)
     <data.root>/manifest.json                     fingerprint, params hash, counts, skipped-record report
+    <data.root>/.alignrank-dataset.json           the stage's marker: this folder is ours to replace
 
-The dataset is built in a sibling folder ``.<root name>.building-<pid>`` and swapped in at the end, so
-an interrupted run never leaves a half dataset under ``data.root``. ``manifest.json`` has no times or
-absolute paths: the same params give a byte-identical folder (bar ``dataset.yaml``'s absolute ``path``).
+The dataset is built in a sibling folder ``.<root name>.building-<pid>-<random>`` and swapped in at the
+end, so an interrupted run never leaves a half dataset under ``data.root``. ``manifest.json`` has no times
+or absolute paths: the same params give a byte-identical folder (bar ``dataset.yaml``'s absolute ``path``).
 If ``manifest.json`` already records the same params hash and the files are there, the stage returns
-at once (``"cached": true``), only rewriting ``dataset.yaml`` if the folder moved. A ``data.root`` that
-exists but holds no ``manifest.json`` is refused, never overwritten.
+at once (``"cached": true``), only rewriting ``dataset.yaml`` if the folder moved.
+
+The stage only ever replaces a folder it wrote: one carrying its marker file ``.alignrank-dataset.json``
+(fields :data:`MARKER`), or a folder written by an earlier version of the stage (nothing in it but the
+layout above, with our ``manifest.json``). A missing or empty ``data.root`` is fine; anything else is
+refused with one line naming the folder, and nothing in it is touched.
 
 The fingerprint is sha256 over the sorted relative paths and bytes of ``images/``, ``labels/`` and
 ``annotations/`` (training runs key their cache on it).
@@ -35,6 +40,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import yaml
@@ -43,11 +49,14 @@ from alignrank.config import params_hash
 from alignrank.config.schema import DataParams, Params
 from alignrank.data.coco_format import category_ids, category_names, public_json, validate_coco, yolo_labels
 from alignrank.data.files import fingerprint
-from alignrank.io import atomic_write_json, atomic_write_text, resolve_path
 from alignrank.errors import DataError
+from alignrank.io import atomic_write_json, atomic_write_text, read_json, resolve_path
 
 LOGGER = logging.getLogger("alignrank.data")
 DATA_VERSION = 1  # bump when the generator or the converter changes its output
+MARKER_NAME = ".alignrank-dataset.json"
+MARKER = {"written_by": "alignrank data stage", "marker_version": 1}  # fields only the stage writes
+LAYOUT = ("annotations", "dataset.yaml", "images", "labels", "manifest.json")  # a dataset's entries (pre-marker)
 SPLITS = ("train", "val")
 FINGERPRINT_PATTERNS = ("images/*/*", "labels/*/*.txt", "annotations/*.json")
 SYNTHETIC_KEYS = ("seed", "num_train", "num_val", "imgsz", "num_classes", "max_objects", "empty_fraction", "clutter")
@@ -155,6 +164,38 @@ def _raw_splits(dp: DataParams, root: Path, build: Path) -> dict[str, dict]:
     return fetch_coco2017(dp, root=root, build=build)
 
 
+def is_ours(root: Path) -> bool:
+    """True when ``root`` carries the stage's marker, or is a dataset of an earlier version of the stage (nothing
+    but :data:`LAYOUT`, with a ``manifest.json`` holding our fields)."""
+    marker = read_json(root / MARKER_NAME)
+    if marker is not None and all(marker.get(k) == v for k, v in MARKER.items()):
+        return True
+    manifest = read_json(root / "manifest.json") or {}
+    names = {p.name for p in root.iterdir()}
+    return names <= set(LAYOUT) and {"params_hash", "fingerprint", "layout"} <= set(manifest)
+
+
+def check_replaceable(root: Path) -> None:
+    """Refuse (:class:`DataError`, one line) a ``data.root`` the stage did not write: only a missing or empty
+    folder, or one of ours (:func:`is_ours`), may be built into or replaced.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "notes.txt").write_text("mine")
+        >>> try: check_replaceable(d)
+        ... except DataError as e: print(str(e).split(" holds")[0] == f"data.root={d}")
+        True
+    """
+    if not root.exists() and not root.is_symlink():
+        return
+    if not root.is_dir():
+        raise DataError(f"data.root={root} is a file, not a folder; point data.root to a new or empty folder")
+    if not any(root.iterdir()) or is_ours(root):
+        return
+    raise DataError(f"data.root={root} holds files the data stage did not write (no {MARKER_NAME}); it is never "
+                    f"replaced: point data.root to a new or empty folder, or move those files out of it")
+
+
 def _swap(build: Path, root: Path) -> None:
     old = root.with_name(f".{root.name}.old-{os.getpid()}")
     if root.exists():
@@ -168,7 +209,6 @@ def warm_label_caches(root: Path, manifest: dict) -> None:
     finds a valid cache and never writes into ``data/`` (which would make DVC see the output changed)."""
     from ultralytics.cfg import get_cfg
     from ultralytics.data.dataset import YOLODataset
-
     from ultralytics.utils import LOGGER as ULOGGER
 
     data = {"names": dict(enumerate(manifest["names"])), "nc": len(manifest["names"]), "channels": 3}
@@ -194,12 +234,14 @@ def run_data(params: Params) -> dict:
         skipped counts per split and kind, cached, seconds.
 
     Raises:
-        DataError: bad source data (malformed JSON, corrupt download, unsafe archive) or a foreign ``data.root``.
+        DataError: bad source data (malformed JSON, corrupt download, unsafe archive) or a ``data.root`` holding
+            files the stage did not write.
     """
     t0 = time.time()
     dp = params.data
     root = resolve_root(dp)
     key = params_hash(content_params(dp))
+    check_replaceable(root)
     manifest = _cached(root, key)
     if manifest is not None:
         text, yml = _dataset_yaml(root, manifest), root / "dataset.yaml"
@@ -207,10 +249,7 @@ def run_data(params: Params) -> dict:
             atomic_write_text(yml, text)
         warm_label_caches(root, manifest)
         return _summary(root, manifest, cached=True, seconds=time.time() - t0)
-    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not (root / "manifest.json").is_file())):
-        raise DataError(f"data.root={root} exists and is not a data-stage output (no manifest.json); "
-                        f"choose another data.root or remove that folder")
-    build = root.with_name(f".{root.name}.building-{os.getpid()}")
+    build = root.with_name(f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     try:
@@ -236,6 +275,7 @@ def run_data(params: Params) -> dict:
             },
         }
         atomic_write_json(build / "manifest.json", manifest, indent=2)
+        atomic_write_json(build / MARKER_NAME, MARKER)
         atomic_write_text(build / "dataset.yaml", _dataset_yaml(root, manifest))
         _swap(build, root)
     finally:

@@ -14,8 +14,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
-
+from typing import Iterable
 
 CHUNK = 1 << 20
 

@@ -13,8 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from alignrank.config import load_params
-from alignrank.data.files import fingerprint
 from alignrank.data.build import FINGERPRINT_PATTERNS, run_data
+from alignrank.data.files import fingerprint
 from alignrank.errors import DataError
 from tests.conftest import REPO, set_args
 
@@ -32,7 +32,8 @@ def test_manifest_fingerprint_and_summary(tmp_path):
     assert m["fingerprint"] == s["fingerprint"] == fingerprint(root, FINGERPRINT_PATTERNS)
     assert s["counts"]["train"]["images"] == 5 and s["counts"]["val"]["images"] == 3 and not s["cached"]
     assert s["dataset_yaml"] == str(root / "dataset.yaml") and s["skipped"] == {"train": {}, "val": {}}
-    assert sorted(os.listdir(root)) == ["annotations", "dataset.yaml", "images", "labels", "manifest.json"]
+    assert sorted(os.listdir(root)) == [".alignrank-dataset.json", "annotations", "dataset.yaml", "images", "labels",
+                                        "manifest.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".data.")]  # no build leftovers
     (root / "labels" / "train" / "000000000001.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # contents count
     assert fingerprint(root, FINGERPRINT_PATTERNS) != s["fingerprint"]
@@ -66,7 +67,7 @@ def test_foreign_folder_is_refused_and_untouched(tmp_path):
     root = tmp_path / "data"
     root.mkdir()
     (root / "precious.txt").write_text("mine")
-    with pytest.raises(DataError, match="not a data-stage output"):
+    with pytest.raises(DataError, match="holds files the data stage did not write"):
         run_data(_p(root))
     assert os.listdir(root) == ["precious.txt"]
 

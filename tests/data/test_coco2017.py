@@ -9,9 +9,9 @@ import zipfile
 import pytest
 
 from alignrank.config import load_params
-from alignrank.io import sha256_file
 from alignrank.data.build import run_data
 from alignrank.errors import DataError
+from alignrank.io import sha256_file
 from tests.conftest import REPO
 from tests.data.checks import assert_labels_match_json, bad_source, write_coco_zips
 

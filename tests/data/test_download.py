@@ -9,8 +9,8 @@ import pytest
 
 from alignrank.data.archive import verify_zip
 from alignrank.data.download import download, is_verified
-from alignrank.io import sha256_file
 from alignrank.errors import DataError
+from alignrank.io import sha256_file
 
 pytestmark = [pytest.mark.network, pytest.mark.reliability]
 

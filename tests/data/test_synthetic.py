@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from alignrank.config import load_params
-from alignrank.data.shapes import CATEGORY_IDS, SHAPES, draw_mask
 from alignrank.data.build import run_data
+from alignrank.data.shapes import CATEGORY_IDS, SHAPES, draw_mask
 from alignrank.data.synthetic import generate_split
 from tests.conftest import REPO
 from tests.data.checks import assert_labels_match_json
@@ -37,7 +37,7 @@ def test_same_seed_byte_identical_other_seed_differs(tmp_path):
 
 def test_growing_the_split_keeps_earlier_images(tmp_path):
     small = generate_split(tmp_path / "s", "train", n=3, **GEN)
-    large = generate_split(tmp_path / "l", "train", n=5, **{**GEN, "empty_fraction": 0.0})
+    generate_split(tmp_path / "l", "train", n=5, **{**GEN, "empty_fraction": 0.0})
     for im in small["images"][:3]:
         if not any(a["image_id"] == im["id"] for a in small["annotations"]):
             continue  # an empty image of the small split
