@@ -7,8 +7,11 @@ For each run listed by :func:`alignrank.runs.sweep.list_runs` (``variant``, ``se
   ``score_iou.npz`` (matched candidates), ``metrics.json`` (all numbers + reliability bins + a stamp),
   ``reliability.png``; a run whose stamp (checkpoint sha256, ``eval`` params, ground-truth sha256)
   is unchanged is not re-evaluated;
+* ``per_image.npz`` beside the predictions: per-image match records (:mod:`alignrank.eval.per_image`),
+  rebuilt only when the predictions or the ground truth change;
 * a copy for the report under ``outputs/eval/runs/<variant>/seed<seed>/`` (metrics, a seeded sample of
-  score-vs-IoU pairs, ultralytics' ``results.csv``, the reliability PNG) and ``runs/index.json``;
+  score-vs-IoU pairs, ultralytics' ``results.csv``, the reliability PNG, the per-image records) and
+  ``runs/index.json``;
 * metrics (``eval/<name>``) and artifacts logged to the run's MLflow run (a tracking failure is
   reported in the summary, never loses the computed files);
 * ``outputs/eval/summary.json`` (DVC metrics): ``{variant: {seed<k>: {metric: value}}}``.
@@ -30,6 +33,7 @@ import numpy as np
 from alignrank.config import to_dict
 from alignrank.config.schema import Params
 from alignrank.errors import DataError
+from alignrank.eval.per_image import RECORDS_FILE
 from alignrank.io import (
     atomic_write_json,
     atomic_write_npz,
@@ -114,6 +118,8 @@ def _mirror(run: dict, result: dict, out: Path) -> None:
         score, iou = score[idx], iou[idx]
     atomic_write_text(dst / "score_iou.csv", "score,iou\n" + "".join(f"{s:.5f},{q:.5f}\n" for s, q in zip(score, iou)))
     shutil.copyfile(src / "reliability.png", dst / "reliability.png")
+    if (src / RECORDS_FILE).is_file():  # per-image match records: the report's bootstrap over images
+        shutil.copyfile(src / RECORDS_FILE, dst / RECORDS_FILE)
     csv = Path(run["run_dir"]) / "results.csv"
     if csv.is_file():
         shutil.copyfile(csv, dst / "results.csv")
@@ -158,6 +164,7 @@ def run_evaluate(params: Params, *, open_tracker: Optional[Callable] = None, tra
     """
     from alignrank.eval.coco import CocoGT
     from alignrank.eval.files import load_instances
+    from alignrank.eval.per_image import ensure_records
     from alignrank.eval.predict import read_dataset_yaml
 
     data_root = resolve_path(params.data.root)
@@ -182,6 +189,7 @@ def run_evaluate(params: Params, *, open_tracker: Optional[Callable] = None, tra
             missing.append(f"{name}: {res['error']}")
             continue
         counts[res["status"]] += 1
+        ensure_records(res["eval_dir"], cgt, gt_sha)  # once per predictions file (kept beside it in the cache)
         _mirror(run, res, out)
         summary.setdefault(str(run["variant"]), {})[f"seed{run['seed']}"] = res["metrics"]
         index.append({k: run.get(k) for k in ("variant", "seed", "run_dir", "weights", "mlflow_run_id")} | {"meta": res["meta"]})

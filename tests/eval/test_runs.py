@@ -13,6 +13,7 @@ import yaml
 from alignrank.config import with_overrides
 from alignrank.errors import DataError
 from alignrank.eval import runs as stage
+from alignrank.eval.per_image import ImageRecords, weighted_ap
 from alignrank.eval.predict import decode_batch, predict_split, read_dataset_yaml
 
 
@@ -81,7 +82,10 @@ def test_run_evaluate_writes_files_summary_and_tracks(fake_runs, tmp_path):
     summary = json.loads((tmp_path / "outputs" / "eval" / "summary.json").read_text())
     assert set(summary) == {"baseline", "full"} and "AP" in summary["baseline"]["seed0"]
     mirror = tmp_path / "outputs" / "eval" / "runs" / "baseline" / "seed0"
-    assert {p.name for p in mirror.iterdir()} >= {"metrics.json", "score_iou.csv", "results.csv", "reliability.png"}
+    assert {p.name for p in mirror.iterdir()} >= {"metrics.json", "score_iou.csv", "results.csv", "reliability.png",
+                                                  "per_image.npz"}
+    rec = ImageRecords.load_npz(mirror / "per_image.npz")  # per-image records reproduce the run's COCO AP
+    assert weighted_ap(rec, np.ones(rec.num_images))["AP"][0] == pytest.approx(summary["baseline"]["seed0"]["AP"], abs=1e-9)
     logged = [c for c in calls if c[0] == "metrics" and c[1] == "id-baseline"]
     assert logged and "eval/ap" in logged[0][2] and ("end", "id-baseline", "FINISHED") in calls
     # unchanged checkpoint and params: nothing recomputed, same numbers; a failing tracker loses nothing
