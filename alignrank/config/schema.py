@@ -140,9 +140,11 @@ class ProfileParams:
 @dataclass(frozen=True)
 class ReportParams:
     out_dir: str = param("results", help="folder of tables and plots")
-    bootstrap: int = param(10000, ge=100, help="bootstrap resamples for paired CIs")
-    ci: float = param(0.95, gt=0, lt=1, help="confidence level of the intervals")
+    bootstrap: int = param(1000, ge=0, help="resamples of the per-image bootstrap of AP (one image draw for all runs); 0 = off")
+    ci: float = param(0.95, gt=0, lt=1, help="confidence level of the intervals (tests at alpha = 1 - ci)")
     min_seeds: int = param(3, ge=2, help="fewest seeds for a paired difference to be called significant")
+    power: float = param(0.8, gt=0, lt=1, help="target power of the seeds/images-needed statement")
+    power_delta: float = param(1.0, gt=0, help="AP difference (points, %) the seeds/images-needed statement is for")
 
 
 @dataclass(frozen=True)
