@@ -12,6 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q --no-deps -c constraints.txt netcal  # D-ECE reference of the tests; its metrics need only numpy/scipy/torch
 	touch $@
 
 repro: $(STAMP)  ## run the pipeline (dvc repro) on the embedded default

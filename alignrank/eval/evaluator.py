@@ -72,7 +72,7 @@ def evaluate_detections(
     rank, score, iou = rank_consistency(gt, cands, p.match_iou)
     m.update(rank)
     cal = calibration(gt, preds, p.match_iou, p.ece_bins)
-    m.update({"ece": cal["ece"], "mce": cal["mce"]})
+    m.update({"ece": cal["ece"], "mce": cal["mce"], "dece": cal["dece"]})
     m.update(tide_errors(gt, preds, t_f=0.5, t_b=0.1))
     m.update(nms_free_ap(cgt, cands, p.nms_free_topk))
     m.update({"num_images": int(len(gt.image_ids)), "num_gts": int((~gt.iscrowd).sum()),
@@ -90,7 +90,8 @@ def format_table(metrics: Mapping) -> str:
 
     rows = [("COCO (pycocotools, %)", None)] + [(k, fmt(metrics.get(k))) for k in STAT_NAMES]
     rows += [("rank consistency", None)] + [(k, fmt(metrics.get(k), False)) for k in RANK_KEYS]
-    rows += [("calibration", None), ("ece", fmt(metrics.get("ece"), False)), ("mce", fmt(metrics.get("mce"), False))]
+    rows += [("calibration", None), ("ece (equal-mass)", fmt(metrics.get("ece"), False)),
+             ("mce (equal-mass)", fmt(metrics.get("mce"), False)), ("dece (equal-width)", fmt(metrics.get("dece"), False))]
     rows += [("NMS-free top-k (%)", None)]
     rows += [(k, fmt(metrics.get(k))) for k in ("nms_free_AP", "nms_free_AP50", "nms_free_AP75")]
     rows += [("TIDE (dAP in %, count)", None), ("tide_AP50", fmt(metrics.get("tide_AP50")))]
