@@ -117,7 +117,7 @@ class EvalParams:
     iou: float = param(0.7, gt=0, le=1, help="NMS IoU threshold")
     max_det: int = param(300, ge=1, help="max detections per image")
     match_iou: float = param(0.5, gt=0, le=1, help="rank/calibration: IoU for a candidate to match a GT")
-    ece_bins: int = param(15, ge=2, help="calibration: equal-mass bins of detection ECE")
+    ece_bins: int = param(15, ge=2, help="calibration: bins of detection ECE (equal-mass) and of D-ECE (equal-width over [0, 1], netcal's)")
     nms_free_topk: int = param(100, ge=1, help="NMS-free decoding: top-k by score per image")
     max_candidates: int = param(1000, ge=1, help="pre-NMS candidates kept per image (top scores) for rank/NMS-free metrics")
 
