@@ -39,7 +39,13 @@ SetFileOpt = typer.Option(None, "--set-file", help="YAML fragment of dotted keys
 def _params(path: Optional[Path], sets: Optional[List[str]], set_files: Optional[List[Path]] = None, extra: dict | None = None):
     overrides = list(sets or [])
     overrides += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in (extra or {}).items() if v is not None]
-    return load_params(path, overrides, set_files or ())
+    params = load_params(path, overrides, set_files or ())
+    from alignrank.env import setup_offline
+
+    # once the params are valid (a bad one is refused in a blink), before any command imports
+    # ultralytics/MLflow/Ray; not in the group callback, so `alignrank <cmd> --help` stays cheap
+    setup_offline()
+    return params
 
 
 def _fail(e: BaseException, code: int) -> None:
@@ -57,9 +63,7 @@ def _guard(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ParamsError as e:
-            _fail(e, 2)
-        except AlignRankError as e:
+        except AlignRankError as e:  # ParamsError is a UsageError: exit 2
             _fail(e, e.exit_code)
         except OSError as e:  # a read-only or full output folder met outside our writers: one line, exit 1
             from alignrank.errors import write_error
@@ -79,13 +83,21 @@ def _print_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from alignrank import __version__
+
+        typer.echo(f"alignrank {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of expected errors")) -> None:
+def main(
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks of expected errors"),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+) -> None:
     """AlignRank command line."""
     _STATE["debug"] = debug
-    from alignrank.env import setup_offline
-
-    setup_offline()
 
 
 @app.command()

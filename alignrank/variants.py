@@ -8,12 +8,14 @@ Examples:
     >>> get_variant("full").head, get_variant("full").loss
     ('csd', 'rcq')
     >>> sorted(VARIANTS)
-    ['baseline', 'csd', 'full', 'rcq']
+    ['baseline', 'csd', 'full', 'full_augment', 'rcq', 'rcq_augment']
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from alignrank.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -33,26 +35,22 @@ class Variant:
     description: str
 
 
-VARIANTS: dict[str, Variant] = {}
+VARIANTS = Registry("variant")  # name -> Variant
 
 
 def register_variant(name: str, *, head: str, loss: str, description: str) -> Variant:
     """Register a variant under ``name`` (error on duplicates)."""
-    if name in VARIANTS:
-        raise KeyError(f"variant '{name}' is already registered")
-    VARIANTS[name] = Variant(name=name, head=head, loss=loss, description=description)
-    return VARIANTS[name]
+    return VARIANTS.add(name, Variant(name=name, head=head, loss=loss, description=description))
 
 
 def get_variant(name: str) -> Variant:
-    """Look up a registered variant; unknown names get a one-line error listing the known ones."""
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise KeyError(f"unknown variant '{name}' (registered: {', '.join(VARIANTS)})") from None
+    """Look up a registered variant; unknown names get the closest match and the registered ones."""
+    return VARIANTS.get(name)
 
 
 register_variant("baseline", head="detect", loss="v8", description="stock YOLOv8 (Detect head, v8DetectionLoss)")
 register_variant("csd", head="csd", loss="v8", description="CSD-Head with the stock YOLOv8 loss")
 register_variant("rcq", head="detect", loss="rcq", description="stock head with RCQ-Loss")
 register_variant("full", head="csd", loss="rcq", description="CSD-Head + RCQ-Loss")
+register_variant("rcq_augment", head="detect", loss="rcq_augment", description="stock head, YOLOv8 BCE + L_list + L_rank")
+register_variant("full_augment", head="csd", loss="rcq_augment", description="CSD-Head, YOLOv8 BCE + L_list + L_rank")

@@ -7,16 +7,40 @@ import sys
 
 from typer.testing import CliRunner
 
+from alignrank import __version__
 from alignrank.cli import app
 from tests.conftest import REPO
+
+COMMANDS = ("data", "train", "sweep", "sync", "tune", "evaluate", "profile", "report")
+HEAVY = ("torch", "ultralytics", "mlflow", "ray")
 
 runner = CliRunner()
 
 
 def test_help_lists_every_command():
     out = runner.invoke(app, ["--help"]).output
-    for cmd in ("data", "train", "sweep", "sync", "tune", "evaluate", "profile", "report"):
+    for cmd in COMMANDS:
         assert cmd in out
+
+
+def test_help_of_every_command_loads_no_torch_ultralytics_mlflow_or_ray():
+    """``alignrank --help`` and every ``alignrank <cmd> --help``, then the heavy modules in ``sys.modules``."""
+    probe = ("import sys\n"
+             "from alignrank.cli import app\n"
+             f"for args in ([], *[[c] for c in {COMMANDS!r}]):\n"
+             "    try:\n"
+             "        app([*args, '--help'], prog_name='alignrank')\n"
+             "    except SystemExit as e:\n"
+             "        assert e.code == 0, (args, e.code)\n"
+             f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.count("Usage: alignrank") == 1 + len(COMMANDS), r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "LOADED []", r.stdout[-300:]
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"alignrank {__version__}"
 
 
 def test_bad_override_is_one_line_exit_2():

@@ -18,13 +18,40 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
+import re
+import reprlib
 import types
 import typing
 from typing import Any, Callable, Mapping
 
+from alignrank.errors import UsageError
+from alignrank.registry import did_you_mean
 
-class ParamsError(ValueError):
-    """A parameter is unknown, of the wrong type or out of range (message is one line)."""
+MAX_SEED = 2**32 - 1  # numpy's (hence ultralytics') largest seed
+
+MAX_SHOWN = 80  # characters of a value echoed in an error message
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlevel = MAX_SHOWN, MAX_SHOWN, 4
+_FLOAT_TEXT = re.compile(r"^[+-]?(\d+(_\d+)*\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # 1e-3, 2., .5 (YAML 1.1 reads 1e-3 as text)
+
+
+class ParamsError(UsageError, ValueError):
+    """A parameter is unknown, of the wrong type or out of range (message is one line; CLI exit code 2)."""
+
+
+def _cut(text: str, limit: int = MAX_SHOWN) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def shown(value: Any, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters plus an ellipsis.
+
+    >>> shown("x" * 100)[-5:], len(shown("x" * 100))
+    ("xxxx…", 81)
+    """
+    text = repr(value[: limit + 1]) if isinstance(value, str) else _REPR.repr(value)  # bounded work
+    return _cut(text, limit)
 
 
 def param(
@@ -43,6 +70,14 @@ def param(
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def _scalar(text: str) -> Any:
+    """An item of a comma-separated list: an integer or a number when it reads as one, else the stripped text."""
+    text = text.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    return float(text) if _FLOAT_TEXT.match(text) else text
 
 
 def _range_text(meta: Mapping[str, Any]) -> str:
@@ -82,40 +117,50 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ParamsError as e:
                 errors.append(str(e))
         allowed = " or ".join(_type_name(a) for a in args)
-        raise ParamsError(f"{key}: expected {allowed}, got {value!r}")
+        raise ParamsError(f"{key}: expected {allowed}, got {shown(value)}")
     if origin is typing.Literal:
         if value not in args:
-            raise ParamsError(f"{key}: must be one of {list(args)}, got {value!r}")
+            raise ParamsError(f"{key}: must be one of {list(args)}, got {shown(value)}")
         return value
     if origin in (tuple, list):
-        if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        if isinstance(value, str):  # one list syntax everywhere: "a,b" (like --variants a,b) = [a, b]
+            value = [_scalar(v) for v in value.split(",")]
+        elif isinstance(value, (int, float)):  # a single item: seeds=3 = [3]
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{key}: expected a list, got {shown(value)}")
         item_tp = args[0] if args else Any
         return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (dict, collections.abc.Mapping) or tp is dict:
         if not isinstance(value, Mapping):
-            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+            raise ParamsError(f"{key}: expected a mapping, got {shown(value)}")
         vt = args[1] if len(args) == 2 else Any
-        return {str(k): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(v, vt, f"{key}.{_cut(str(k))}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return build(tp, value, key)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ParamsError(f"{key}: expected true/false, got {value!r}")
+            raise ParamsError(f"{key}: expected true/false, got {shown(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamsError(f"{key}: expected an integer, got {value!r}")
+            raise ParamsError(f"{key}: expected an integer, got {shown(value)}")
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+            value = float(value.strip().replace("_", ""))  # YAML 1.1 reads 1e-3 (no dot) as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{key}: expected a number, got {value!r}")
-        if value != value:  # NaN
-            raise ParamsError(f"{key}: expected a number, got NaN")
-        return float(value)
+            raise ParamsError(f"{key}: expected a number, got {shown(value)}")
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ParamsError(f"{key}: must be a finite number, got {shown(value)}") from None
+        if not math.isfinite(value):
+            raise ParamsError(f"{key}: must be a finite number, got {value}")
+        return value
     if tp is str:
         if not isinstance(value, str):
-            raise ParamsError(f"{key}: expected a string, got {value!r}")
+            raise ParamsError(f"{key}: expected a string, got {shown(value)}")
         return value
     return value
 
@@ -127,7 +172,8 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
         if v is None:
             continue
         if choices is not None and v not in choices:
-            raise ParamsError(f"{key}: must be one of {choices}, got {v!r}")
+            hint = did_you_mean(v, choices) if isinstance(v, str) else ""
+            raise ParamsError(f"{key}: must be one of {choices}, got {shown(v)}{f' ({hint})' if hint else ''}")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             bad = (
                 (meta.get("ge") is not None and v < meta["ge"])
@@ -136,7 +182,7 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
                 or (meta.get("lt") is not None and v >= meta["lt"])
             )
             if bad:
-                raise ParamsError(f"{key}: must be {_range_text(meta)}, got {v!r}")
+                raise ParamsError(f"{key}: must be {_range_text(meta)}, got {shown(v)}")
 
 
 def build(cls: type, data: Mapping[str, Any] | None, prefix: str) -> Any:
@@ -155,15 +201,15 @@ def build(cls: type, data: Mapping[str, Any] | None, prefix: str) -> Any:
     """
     data = {} if data is None else data
     if not isinstance(data, Mapping):
-        raise ParamsError(f"{prefix}: expected a mapping of keys, got {data!r}")
+        raise ParamsError(f"{prefix or 'params'}: expected a mapping of keys, got {shown(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((k for k in data if k not in fields), key=str)
     if unknown:
         where = f"{prefix}." if prefix else ""
-        raise ParamsError(
-            f"unknown key '{where}{unknown[0]}' (allowed in {prefix or 'params'}: {', '.join(fields)})"
-        )
+        hint = did_you_mean(unknown[0], fields, where)
+        raise ParamsError(f"unknown key '{where}{_cut(str(unknown[0]))}' ({hint + ' ' if hint else ''}"
+                          f"allowed in {prefix or 'params'}: {', '.join(fields)})")
     kwargs = {}
     for name, f in fields.items():
         key = f"{prefix}.{name}" if prefix else name

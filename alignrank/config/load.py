@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -22,11 +23,37 @@ from alignrank.config.fields import ParamsError, build, flatten, to_dict
 from alignrank.config.schema import Params
 from alignrank.io import PARAMS_FILE, project_root
 
+LOGGER = logging.getLogger("alignrank.config")
+MAX_YAML_BYTES = 1 << 20  # a params file or fragment is a few KB; refuse anything above 1 MiB
+
+
+class _AliasError(yaml.MarkedYAMLError):
+    """A YAML alias (``*name``) in a params file."""
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases: a few hundred bytes of nested aliases expand to gigabytes
+    (a "billion laughs" document) once anything walks the values; params never need them."""
+
+    def compose_node(self, parent, index):  # noqa: D102 (PyYAML hook)
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasError(None, None, "YAML aliases (*name) are not allowed in params", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """Parse YAML ``text`` without aliases (raises ``yaml.YAMLError``, or ``RecursionError`` when too deep).
+
+    >>> safe_yaml("a: [1, 2]")
+    {'a': [1, 2]}
+    """
+    return yaml.load(text, Loader=ParamsLoader)  # noqa: S506 (a SafeLoader subclass)
+
 
 def _parse_value(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return safe_yaml(text)
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -70,18 +97,40 @@ def _set_dotted(raw: dict, key: str, value: Any) -> None:
 
 def read_yaml(path: str | Path) -> dict:
     """Read a YAML mapping; a malformed file gets one line naming the file and the position."""
+    return _read_yaml(path)[0]
+
+
+def _read_yaml(path: str | Path) -> tuple[dict, bool]:
+    """``(mapping, empty)``: the file's mapping, and whether the file holds no value at all."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ParamsError(f"{path}: {size} bytes is too large for a params file (limit {MAX_YAML_BYTES})")
+        data = safe_yaml(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: is a folder, expected a YAML file") from None
+    except OSError as e:
+        raise ParamsError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {e.start}); fix the file") from None
+    except RecursionError:
+        raise ParamsError(f"{path}: values nested too deeply; fix the file") from None
+    except _AliasError as e:
+        mark = e.problem_mark
+        raise ParamsError(f"{path}: YAML alias at line {mark.line + 1}, column {mark.column + 1}: "
+                          "aliases (*name) are not allowed in params; write the value out") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ParamsError(f"{path}: malformed YAML{where}; fix the file") from None
+    if data is None:
+        return {}, True
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections at the top level")
-    return data
+    return data, False
 
 
 def build_params(raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Params:
@@ -109,9 +158,10 @@ def load_params(
     """
     if path is None:
         candidate = project_root() / PARAMS_FILE
-        raw = read_yaml(candidate) if candidate.is_file() else {}
-    else:
-        raw = read_yaml(path)
+        path = candidate if candidate.is_file() else None
+    raw, empty = _read_yaml(path) if path is not None else ({}, False)
+    if empty:
+        LOGGER.warning(f"{path}: the file is empty; every param takes its default")
     merged: dict[str, Any] = {}
     for f in set_files:
         merged.update(flatten(read_yaml(f)))

@@ -15,23 +15,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Mapping, Optional
 
-from alignrank.config.fields import ParamsError, param
+from alignrank.config.choices import ASSIGNER_NAMES, IOU_LOSS_NAMES
+from alignrank.config.fields import MAX_SEED, ParamsError, param, shown
 from alignrank.variants import VARIANTS
 
-ASSIGNERS = ("tal", "simota", "atss")
-IOU_LOSSES = ("ciou", "diou", "siou")
 SCALES = ("n", "s", "m", "l", "x")
-
-
-def _variants() -> list[str]:
-    return list(VARIANTS)
 
 
 @dataclass(frozen=True)
 class DataParams:
     source: Literal["synthetic", "coco2017"] = param("synthetic", help="synthetic (embedded default) or coco2017 (download)")
     root: str = param("data", help="output folder of the data stage (relative to the project root)")
-    seed: int = param(0, ge=0, help="seed of the synthetic generator")
+    seed: int = param(0, ge=0, le=MAX_SEED, help="seed of the synthetic generator")
     num_train: int = param(200, ge=1, help="synthetic: number of training images")
     num_val: int = param(64, ge=1, help="synthetic: number of validation images")
     imgsz: int = param(192, ge=32, le=4096, help="synthetic: image side in pixels")
@@ -59,8 +54,8 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class LossParams:
-    iou_loss: Literal["ciou", "diou", "siou"] = param("ciou", help="box IoU loss: ciou (YOLOv8) | diou | siou")
-    assigner: Literal["tal", "simota", "atss"] = param("tal", help="label assigner: tal (YOLOv8) | simota | atss")
+    iou_loss: str = param("ciou", choices=IOU_LOSS_NAMES, help="box IoU loss: ciou (YOLOv8) | diou | siou")
+    assigner: str = param("tal", choices=ASSIGNER_NAMES, help="label assigner: tal (YOLOv8) | simota | atss")
     box: float = param(7.5, ge=0, help="gain of the IoU box loss (YOLOv8 default)")
     cls: float = param(0.5, ge=0, help="gain of the classification loss (YOLOv8 default; scales RCQ too)")
     dfl: float = param(1.5, ge=0, help="gain of the DFL loss (YOLOv8 default)")
@@ -82,15 +77,15 @@ class LossParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    variant: str = param("full", choices=_variants, help="variant for `alignrank train`")
-    seed: int = param(0, ge=0, help="seed for `alignrank train`")
+    variant: str = param("full", choices=VARIANTS, help="variant for `alignrank train`")
+    seed: int = param(0, ge=0, le=MAX_SEED, help="seed for `alignrank train`")
     epochs: int = param(10, ge=1, help="training epochs")
     batch: int = param(8, ge=1, help="batch size (one optimizer step per batch: nbs = batch)")
     imgsz: int = param(192, ge=32, help="training/validation image size (multiple of 32)")
     device: str = param("cpu", help="torch device: cpu | cuda | cuda:0 | 0,1 ...")
     workers: int = param(0, ge=0, help="dataloader workers per run (0 = main process)")
     optimizer: Literal["SGD", "AdamW", "Adam", "auto"] = param("AdamW", help="optimizer (ultralytics names)")
-    lr0: float = param(0.002, gt=0, help="initial learning rate")
+    lr0: float = param(0.002, gt=0, le=1, help="initial learning rate")
     warmup_epochs: float = param(1.0, ge=0, help="warm-up epochs")
     mosaic: float = param(0.0, ge=0, le=1, help="mosaic augmentation probability")
     amp: bool = param(False, help="mixed precision (CUDA only; ignored on CPU)")
@@ -106,8 +101,8 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class SweepParams:
-    variants: tuple[str, ...] = param(("baseline", "csd", "rcq", "full"), choices=_variants, help="variants to train")
-    seeds: tuple[int, ...] = param((0, 1), ge=0, help="seeds per variant")
+    variants: tuple[str, ...] = param(("baseline", "csd", "rcq", "full"), choices=VARIANTS, help="variants to train")
+    seeds: tuple[int, ...] = param((0, 1), ge=0, le=MAX_SEED, help="seeds per variant")
     max_retries: int = param(2, ge=0, help="retries of a run whose worker died or failed")
 
 
@@ -117,14 +112,14 @@ class EvalParams:
     iou: float = param(0.7, gt=0, le=1, help="NMS IoU threshold")
     max_det: int = param(300, ge=1, help="max detections per image")
     match_iou: float = param(0.5, gt=0, le=1, help="rank/calibration: IoU for a candidate to match a GT")
-    ece_bins: int = param(15, ge=2, help="calibration: bins of detection ECE (equal-mass) and of D-ECE (equal-width over [0, 1], netcal's)")
+    ece_bins: int = param(15, ge=2, help="calibration: equal-mass bins of detection ECE")
     nms_free_topk: int = param(100, ge=1, help="NMS-free decoding: top-k by score per image")
     max_candidates: int = param(1000, ge=1, help="pre-NMS candidates kept per image (top scores) for rank/NMS-free metrics")
 
 
 @dataclass(frozen=True)
 class ProfileParams:
-    variants: tuple[str, ...] = param(("baseline", "csd", "rcq", "full"), choices=_variants, help="variants profiled")
+    variants: tuple[str, ...] = param(("baseline", "csd", "rcq", "full"), choices=VARIANTS, help="variants profiled")
     scale: Literal["n", "s", "m", "l", "x"] = param("s", help="model scale profiled (paper: s)")
     imgsz: int = param(640, ge=32, help="input side for FLOPs/latency (paper: 640)")
     nc: int = param(80, ge=1, help="number of classes for profiling (COCO: 80)")
@@ -180,7 +175,7 @@ def _default_space() -> dict:
 
 @dataclass(frozen=True)
 class TuneParams:
-    variant: str = param("full", choices=_variants, help="variant tuned")
+    variant: str = param("full", choices=VARIANTS, help="variant tuned")
     num_samples: int = param(8, ge=1, help="number of trials")
     search: Literal["optuna", "random"] = param("optuna", help="search algorithm: optuna (TPE) | random")
     scheduler: Literal["asha", "none"] = param("asha", help="trial scheduler: asha early stopping | none")
@@ -190,11 +185,11 @@ class TuneParams:
     reduction_factor: float = param(2.0, gt=1, help="ASHA: reduction factor")
     epochs: int = param(6, ge=1, help="max epochs per trial")
     max_concurrent: int = param(2, ge=1, help="max concurrent trials")
-    seeds: tuple[int, ...] = param((0,), ge=0, help="each configuration is run per seed, scored by the mean")
+    seeds: tuple[int, ...] = param((0,), ge=0, le=MAX_SEED, help="each configuration is run per seed, scored by the mean")
     max_failures: int = param(1, ge=0, help="retries of a crashed trial")
     out_dir: str = param("results/tune", help="output folder (best.yaml, tables, plots)")
     storage_dir: str = param("outputs/tune", help="Ray Tune storage (trials, checkpoints); a shared filesystem on a cluster")
-    search_seed: int = param(0, ge=0, help="seed of the search algorithm (Optuna TPE sampler / random search)")
+    search_seed: int = param(0, ge=0, le=MAX_SEED, help="seed of the search algorithm (Optuna TPE sampler / random search)")
     space: Mapping[str, SpaceParam] = param(factory=_default_space, help="search space: dotted key -> distribution")
 
 
@@ -239,7 +234,7 @@ class Params:
             section, _, name = key.partition(".")
             sub = getattr(self, section, None)
             if sub is None or not dataclasses.is_dataclass(sub) or name not in {f.name for f in dataclasses.fields(sub)}:
-                raise ParamsError(f"tune.space: unknown key '{key}' (use a dotted params key such as loss.margin)")
+                raise ParamsError(f"tune.space: unknown key {shown(key)} (use a dotted params key such as loss.margin)")
             current = getattr(sub, name)
             if isinstance(current, bool) or not isinstance(current, (int, float)):
                 raise ParamsError(f"tune.space.{key}: '{key}' is not a numeric param and cannot be searched")

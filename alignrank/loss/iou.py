@@ -24,10 +24,11 @@ from typing import Callable
 import torch
 from ultralytics.utils.metrics import bbox_iou
 
+from alignrank.config.choices import IOU_LOSS_NAMES
 from alignrank.registry import Registry
 
 IoUFn = Callable[..., torch.Tensor]  # (box1 (...,4) xyxy, box2 (...,4) xyxy, eps) -> (..., 1)
-IOU_LOSSES = Registry("IoU loss")
+IOU_LOSSES = Registry("IoU loss", names=IOU_LOSS_NAMES)  # names validated by params (loss.iou_loss)
 register_iou = IOU_LOSSES.register  # decorator: @register_iou("name")
 
 

@@ -12,10 +12,11 @@ from typing import Callable
 
 from torch import nn
 
+from alignrank.config.choices import ASSIGNER_NAMES
 from alignrank.registry import Registry
 
 AssignerBuilder = Callable[..., nn.Module]
-ASSIGNERS = Registry("assigner")
+ASSIGNERS = Registry("assigner", names=ASSIGNER_NAMES)  # names validated by params (loss.assigner)
 register_assigner = ASSIGNERS.register  # decorator: @register_assigner("name")
 
 
