@@ -6,7 +6,8 @@ Output layout (the contract every later stage reads)::
     <data.root>/images/{train,val}/*.jpg          image id == int(file stem)
     <data.root>/labels/{train,val}/*.txt          YOLO "cls cx cy w h" (normalized; empty file = background)
     <data.root>/annotations/instances_{train,val}.json   COCO instances (the original records, bad ones removed)
-    <data.root>/manifest.json                     fingerprint, params hash, counts, skipped-record report
+    <data.root>/manifest.json                     fingerprint, params hash, counts, skipped-record report,
+                                                  EXIF-oriented images by name (see coco_format)
     <data.root>/.alignrank-dataset.json           the stage's marker: this folder is ours to replace
 
 The dataset is built in a sibling folder ``.<root name>.building-<pid>-<random>`` and swapped in at the
@@ -48,12 +49,13 @@ import yaml
 from alignrank.config import params_hash
 from alignrank.config.schema import DataParams, Params
 from alignrank.data.coco_format import category_ids, category_names, public_json, validate_coco, yolo_labels
+from alignrank.data.exif import reset_orientation
 from alignrank.data.files import fingerprint
 from alignrank.errors import DataError
-from alignrank.io import atomic_write_json, atomic_write_text, read_json, resolve_path
+from alignrank.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, resolve_path
 
 LOGGER = logging.getLogger("alignrank.data")
-DATA_VERSION = 1  # bump when the generator or the converter changes its output
+DATA_VERSION = 2  # bump when the generator or the converter changes its output (2: EXIF orientation reset)
 MARKER_NAME = ".alignrank-dataset.json"
 MARKER = {"written_by": "alignrank data stage", "marker_version": 1}  # fields only the stage writes
 LAYOUT = ("annotations", "dataset.yaml", "images", "labels", "manifest.json")  # a dataset's entries (pre-marker)
@@ -100,6 +102,7 @@ def _summary(root: Path, manifest: dict, *, cached: bool, seconds: float) -> dic
         "nc": len(manifest["names"]),
         "counts": manifest["counts"],
         "skipped": {s: {k: v["count"] for k, v in r.items()} for s, r in manifest["skipped"].items()},
+        "exif_orientation": manifest.get("exif_orientation", {}),
         "cached": cached,
         "seconds": round(seconds, 3),
     }
@@ -124,12 +127,26 @@ def _cached(root: Path, key: str) -> dict | None:
     return manifest
 
 
+def _reset_orientations(img_dir: Path, split: str, exif: dict[str, dict]) -> None:
+    """Set the EXIF orientation of the images whose boxes describe their stored pixels to 1 (lossless: the tag
+    only), so that OpenCV (training, evaluation) loads the frame of the boxes; one warning per split."""
+    reset = sorted(n for n, e in exif.items() if e["action"] == "reset")
+    for name in reset:
+        path = img_dir / name
+        atomic_write_bytes(path, reset_orientation(path.read_bytes()))  # a new file: never writes through a link
+    if exif:
+        LOGGER.warning(f"{split}: {len(exif)} image(s) carry an EXIF orientation ({len(reset)} reset to 1 because "
+                       f"their boxes describe the stored pixels, {len(exif) - len(reset)} kept because their boxes "
+                       f"describe the turned image; first: {sorted(exif)[0]}); listed in manifest.json")
+
+
 def _build_split(build: Path, split: str, data: dict) -> tuple[dict, dict, dict]:
     """Validate, prune skipped images, write labels + JSON of one split; return (clean, counts, report)."""
     img_dir = build / "images" / split
     img_dir.mkdir(parents=True, exist_ok=True)
     clean, report = validate_coco(data, image_dir=img_dir)
     report.warn(split)
+    _reset_orientations(img_dir, split, clean["_exif"])
     kept = {im["file_name"] for im in clean["images"]}
     for f in img_dir.iterdir():
         if f.name not in kept:
@@ -231,7 +248,8 @@ def run_data(params: Params) -> dict:
 
     Returns:
         Summary: source, root, dataset_yaml, manifest, fingerprint, params_hash, nc, counts per split,
-        skipped counts per split and kind, cached, seconds.
+        skipped counts per split and kind, EXIF-oriented images per split (count, and by name the
+        orientation and the action: ``reset`` to 1 / ``kept``), cached, seconds.
 
     Raises:
         DataError: bad source data (malformed JSON, corrupt download, unsafe archive) or a ``data.root`` holding
@@ -254,10 +272,11 @@ def run_data(params: Params) -> dict:
     build.mkdir(parents=True)
     try:
         raw = _raw_splits(dp, root, build)
-        counts, skipped, cats = {}, {}, {}
+        counts, skipped, cats, exif = {}, {}, {}, {}
         for split in SPLITS:
             clean, counts[split], skipped[split] = _build_split(build, split, raw[split])
             cats[split] = (category_ids(clean), category_names(clean))
+            exif[split] = {"count": len(clean["_exif"]), "images": dict(sorted(clean["_exif"].items()))}
         if cats["train"] != cats["val"]:
             raise DataError(f"{dp.source}: train and val list different categories; the annotation files do not match")
         manifest = {
@@ -270,6 +289,7 @@ def run_data(params: Params) -> dict:
             "names": cats["train"][1],
             "counts": counts,
             "skipped": skipped,
+            "exif_orientation": exif,
             "layout": {
                 "images": "images/{split}", "labels": "labels/{split}", "json": "annotations/instances_{split}.json"
             },

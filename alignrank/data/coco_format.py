@@ -13,6 +13,8 @@ duplicate_file_name           a second image record with the same file_name     
 missing_image_file            the image file is absent                                        skipped
 corrupt_image                 the image does not decode (bad header, truncated)               skipped
 image_size_mismatch           the file's size differs from the JSON's width/height            skipped
+                              (as stored, or as turned by its EXIF orientation)
+exif_orientation_not_jpeg     a PNG/WebP... with an EXIF orientation, boxes on stored pixels  skipped
 bad_annotation_record         an annotation that is not an object with an integer id          skipped
 duplicate_annotation_id       an annotation id listed twice (the first is kept)               skipped
 annotation_unknown_image      an annotation whose image_id is not an image of the JSON        skipped
@@ -22,6 +24,12 @@ degenerate_box                bbox not 4 finite numbers, or width/height <= 0   
 box_outside                   bbox entirely outside the image                                 skipped
 box_clipped                   bbox partly outside (by > 1e-3 px): clipped in the YOLO label   clipped
 ============================  ==============================================================  ========
+
+A JPEG with an EXIF orientation other than 1 is turned by OpenCV (ultralytics' loader, our evaluation) but
+not by the JSON: when the JSON's width/height are the stored size, the boxes describe the stored pixels, and
+``clean["_exif"]`` lists it with action ``reset`` (the data stage sets its tag to 1, so every loader sees the
+stored frame); when they are the turned size, the boxes describe the turned image, which is what OpenCV
+loads: action ``kept`` (tag left as it is).
 
 Kept records are written unchanged to the output JSON (the ORIGINAL COCO records, for pycocotools);
 crowd boxes (``iscrowd=1``) stay in the JSON for evaluation but get no YOLO label line. Category ids
@@ -47,10 +55,12 @@ from typing import Any, Iterable
 
 from PIL import Image
 
+from alignrank.data.exif import ORIENTATION_TAG, TRANSPOSED, orientation
 from alignrank.data.report import SkipReport
 from alignrank.errors import DataError
 
 CLIP_TOL = 1e-3  # px: boxes poking out by less are clipped without a report (float round-off in COCO)
+EXIF_HEAD = 1 << 18  # bytes read for the EXIF segment (APP1 is at most 64 KiB, near the start)
 
 
 def read_json(path: str | Path) -> dict:
@@ -130,6 +140,20 @@ def check_image(path: Path) -> tuple[str | None, tuple[int, int] | None]:
     return None, size
 
 
+def image_orientation(path: Path) -> tuple[int, bool]:
+    """``(EXIF orientation, is a JPEG)`` of an image file (1 = as stored; OpenCV obeys the tag in PNG/WebP too).
+
+    For a JPEG the tag is read from the bytes, as :func:`~alignrank.data.exif.reset_orientation` changes it.
+    """
+    with open(path, "rb") as f:
+        head = f.read(EXIF_HEAD)
+    if head[:2] == b"\xff\xd8":
+        return orientation(head), True
+    with Image.open(path) as im:
+        value = im.getexif().get(ORIENTATION_TAG, 1)
+    return (value if isinstance(value, int) else 1), False
+
+
 def _box(bbox: Any) -> list[float] | None:
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         return None
@@ -154,9 +178,10 @@ def validate_coco(
         report: Report to add to (a new one when None).
 
     Returns:
-        ``(clean, report)``: ``clean`` has the kept, unchanged records and a private ``"_clipped"``
-        mapping annotation id -> clipped ``[x, y, w, h]`` (used by :func:`yolo_labels`, removed by
-        :func:`public_json`).
+        ``(clean, report)``: ``clean`` has the kept, unchanged records, a private ``"_clipped"``
+        mapping annotation id -> clipped ``[x, y, w, h]`` (used by :func:`yolo_labels`) and a private
+        ``"_exif"`` mapping file name -> ``{"orientation", "action"}`` of the EXIF-oriented images (see the
+        module docstring); both are removed by :func:`public_json`.
     """
     report = report or SkipReport()
     cats, cat_ids = [], set()
@@ -167,7 +192,7 @@ def validate_coco(
             continue
         cat_ids.add(cid)
         cats.append(c)
-    images, sizes, skipped_images, seen, files = [], {}, set(), set(), {}
+    images, sizes, skipped_images, seen, files, exif = [], {}, set(), set(), {}, {}
     for im in data["images"]:
         iid = im.get("id") if isinstance(im, dict) else None
         if not isinstance(iid, int):
@@ -188,13 +213,22 @@ def validate_coco(
             continue
         if image_dir is not None:
             problem, real = check_image(Path(image_dir) / name)
-            if problem is None and real != (w, h):
+            turn, jpeg = image_orientation(Path(image_dir) / name) if problem is None else (1, True)
+            shown = real[::-1] if turn in TRANSPOSED and real else real  # the size OpenCV loads
+            if problem is None and (w, h) not in (real, shown):
                 problem = "image_size_mismatch"
+            elif problem is None and turn != 1 and (w, h) == real and not jpeg:
+                problem = "exif_orientation_not_jpeg"
             if problem:
-                extra = f" is {real[0]}x{real[1]}, JSON says {w}x{h}" if problem == "image_size_mismatch" else ""
+                extra = ""
+                if problem == "image_size_mismatch":
+                    extra = f" is {real[0]}x{real[1]}" + (f" (EXIF orientation {turn})" if turn != 1 else "")
+                    extra += f", JSON says {w}x{h}"
                 report.add(problem, f"{name} (image id {iid}){extra}")
                 skipped_images.add(iid)
                 continue
+            if turn != 1:  # OpenCV would turn it: reset the tag when the boxes are on the stored pixels
+                exif[name] = {"orientation": turn, "action": "reset" if (w, h) == real else "kept"}
         sizes[iid] = (w, h)
         files[name] = iid
         images.append(im)
@@ -231,7 +265,7 @@ def validate_coco(
             clipped[aid] = [x0, y0, x1 - x0, y1 - y0]
         anns.append(a)
     clean = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
-    clean.update(categories=cats, images=images, annotations=anns, _clipped=clipped)
+    clean.update(categories=cats, images=images, annotations=anns, _clipped=clipped, _exif=exif)
     return clean, report
 
 
