@@ -1,7 +1,8 @@
 """Evaluate any COCO results file against a COCO instances file, with strict input validation.
 
 Bad input gets a one-line :class:`DataError` naming the file and the record, e.g.
-``predictions.json record 17: unknown image_id 999 (not in instances.json)``. Records are
+``predictions.json record 17: unknown image_id 999 (not in instances.json)``. Repeated image,
+category or annotation ids in the ground truth and scores outside [0, 1] are refused, not repaired. Records are
 numbered from 0 (their index in the JSON list). An empty but valid list ``[]`` evaluates to AP 0.
 
 Examples:
@@ -46,6 +47,9 @@ def read_json(path: str | Path) -> Any:
                         "fix or re-create the file") from None
 
 
+SCORE_FIX = "scores must be confidences in [0, 1] (apply the sigmoid / softmax to logits, then re-export)"
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -59,8 +63,30 @@ def _is_id(v: Any) -> bool:
     return _is_int(v) and -(2**63) <= int(v) < 2**63
 
 
+def _unique_ids(records: list, key: str, what: str, name: str) -> set[int]:
+    """Ids of ``records`` (images or categories); a missing, invalid or repeated id raises a one-line :class:`DataError`."""
+    first: dict[int, int] = {}
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or not _is_id(r.get("id")):
+            raise DataError(f"{name} {key}[{i}]: missing or invalid 'id' (expected a 64-bit integer)")
+        j = first.setdefault(int(r["id"]), i)
+        if j != i:
+            raise DataError(f"{name} {key}[{i}]: duplicate {what} id {int(r['id'])} (first at {key}[{j}]); "
+                            f"{what} ids must be unique: fix or re-create the file")
+    return set(first)
+
+
 def load_instances(path: str | Path) -> dict:
-    """Load and check a COCO instances JSON (``images``, ``annotations``, ``categories``)."""
+    """Load and check a COCO instances JSON (``images``, ``annotations``, ``categories``).
+
+    Image, category and annotation ids must be unique 64-bit integers (pycocotools indexes them by
+    id: a repeated annotation id silently corrupts the matching, and the ground truth no longer
+    scores AP 100 against itself); annotations must name a known image and category and have a
+    valid ``[x, y, w, h]`` box.
+
+    Raises:
+        DataError: naming the file, the first bad record (0-based index) and the fix.
+    """
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, dict):
@@ -69,16 +95,9 @@ def load_instances(path: str | Path) -> dict:
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DataError(f"{path.name}: missing or invalid '{key}' list; is this a COCO instances file?")
-    img_ids = set()
-    for i, im in enumerate(data["images"]):
-        if not isinstance(im, dict) or not _is_id(im.get("id")):
-            raise DataError(f"{path.name} images[{i}]: missing or invalid 'id' (expected a 64-bit integer)")
-        img_ids.add(int(im["id"]))
-    cat_ids = set()
-    for i, c in enumerate(data["categories"]):
-        if not isinstance(c, dict) or not _is_id(c.get("id")):
-            raise DataError(f"{path.name} categories[{i}]: missing or invalid 'id' (expected a 64-bit integer)")
-        cat_ids.add(int(c["id"]))
+    img_ids = _unique_ids(data["images"], "images", "image", path.name)
+    cat_ids = _unique_ids(data["categories"], "categories", "category", path.name)
+    ann_first: dict[int, int] = {}
     for i, a in enumerate(data["annotations"]):
         if not isinstance(a, dict):
             raise DataError(f"{path.name} annotations[{i}]: expected an object")
@@ -92,6 +111,10 @@ def load_instances(path: str | Path) -> dict:
             raise DataError(f"{path.name} annotations[{i}]: invalid bbox {b!r}; expected [x, y, w, h] with w, h >= 0")
         if not _is_id(a.get("id")):
             raise DataError(f"{path.name} annotations[{i}]: missing or invalid 'id' (expected a 64-bit integer)")
+        j = ann_first.setdefault(int(a["id"]), i)
+        if j != i:
+            raise DataError(f"{path.name} annotations[{i}]: duplicate annotation id {int(a['id'])} (first at "
+                            f"annotations[{j}]); annotation ids must be unique: renumber them or re-create the file")
         a.setdefault("iscrowd", 0)
         a.setdefault("area", float(b[2] * b[3]))
     return data
@@ -116,6 +139,8 @@ def _record_error(r: Any, img_ids: set, cat_ids: set, gt_name: str) -> str | Non
         return f"negative box width/height in bbox {b!r}"
     if not _is_num(r["score"]):
         return f"invalid score {r['score']!r}; expected a finite number"
+    if not 0.0 <= r["score"] <= 1.0:
+        return f"score {r['score']!r} outside [0, 1]; {SCORE_FIX}"
     return None
 
 
@@ -162,6 +187,11 @@ def load_candidates(path: str | Path, gt: dict, gt_name: str = "instances.json")
         i = int(np.flatnonzero(bad)[0])
         raise DataError(f"{path.name} row {i}: invalid candidate (image_id {d.image_id[i]}, category_id {d.category_id[i]}, "
                         f"bbox {d.bbox[i].tolist()}, score {d.score[i]}) for {gt_name}")
+    out = (d.score < 0) | (d.score > 1)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise DataError(f"{path.name} row {i}: candidate score {float(d.score[i])!r} outside [0, 1] "
+                        f"({int(out.sum())} such row(s)); {SCORE_FIX}")
     return d
 
 

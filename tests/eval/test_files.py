@@ -102,3 +102,53 @@ def test_candidates_file_feeds_rank_and_nms_free(tmp_path, gt_file):
     r = CliRunner().invoke(app, ["evaluate", "--gt", str(gt_file), "--pred", str(preds), "--candidates",
                                  str(tmp_path / "cands.npz")])
     assert r.exit_code == 0 and "kendall_tau" in r.output
+
+
+def _gt_as_predictions(gt: dict) -> list[dict]:
+    return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+            for a in gt["annotations"] if not a.get("iscrowd")]
+
+
+def test_ground_truth_as_predictions_gives_ap_100_on_coco128(tmp_path, coco128_gt):
+    m = evaluate_files(_pred(tmp_path, coco128_gt, "instances.json"), _pred(tmp_path, _gt_as_predictions(coco128_gt)),
+                       verbose=False)
+    assert m["AP"] == pytest.approx(1.0) and m["AP50"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("key, message", [
+    ("annotations", "instances.json annotations[5]: duplicate annotation id {id} (first at annotations[0])"),
+    ("images", "instances.json images[5]: duplicate image id {id} (first at images[0])"),
+    ("categories", "instances.json categories[5]: duplicate category id {id} (first at categories[0])"),
+])
+def test_duplicate_ids_in_the_ground_truth_are_refused(tmp_path, coco128_gt, key, message):
+    # a duplicated annotation id used to pass and give AP 37.48 for the ground truth itself
+    gt = json.loads(json.dumps(coco128_gt))
+    gt[key][5]["id"] = gt[key][0]["id"]
+    with pytest.raises(DataError) as e:
+        evaluate_files(_pred(tmp_path, gt, "instances.json"), _pred(tmp_path, _gt_as_predictions(coco128_gt)),
+                       verbose=False)
+    msg = str(e.value)
+    assert message.format(id=gt[key][0]["id"]) in msg and "unique" in msg and "\n" not in msg
+    r = CliRunner().invoke(app, ["evaluate", "--gt", str(tmp_path / "instances.json"), "--pred",
+                                 str(tmp_path / "predictions.json")])
+    assert r.exit_code == 1 and f"duplicate {key[:-1].replace('categorie', 'category')} id" in r.output
+
+
+@pytest.mark.parametrize("score", [1.7, -0.1, 4.0])
+def test_scores_outside_0_1_are_refused(tmp_path, gt_file, score):
+    # a score of 4.0 used to give ECE 4.0; scores are probabilities
+    records = [GOOD, {**GOOD, "score": 0.0}, {**GOOD, "score": 1.0}, {**GOOD, "score": score}, {**GOOD, "score": score}]
+    with pytest.raises(DataError) as e:
+        evaluate_files(gt_file, _pred(tmp_path, records), verbose=False)
+    msg = str(e.value)
+    assert msg.startswith(f"predictions.json record 3: score {score} outside [0, 1]") and "(1 more bad record(s))" in msg
+    assert "sigmoid" in msg and "\n" not in msg
+
+
+def test_candidate_scores_outside_0_1_are_refused(tmp_path, gt_file):
+    from alignrank.eval.boxes import Detections
+
+    preds = _pred(tmp_path, [GOOD])
+    Detections([1, 1], [1, 1], [[10, 10, 30, 30]] * 2, [0.5, 3.0]).save_npz(tmp_path / "c.npz")
+    with pytest.raises(DataError, match=r"c.npz row 1: .*score 3.0 outside \[0, 1\]"):
+        evaluate_files(gt_file, preds, candidates=tmp_path / "c.npz", verbose=False)
