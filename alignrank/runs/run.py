@@ -214,51 +214,28 @@ def end_dead_attempt(rd: RunDir, factory) -> Optional[str]:
     ``failed`` / ``interrupted`` and ends its run itself). Called by the sweep driver when it sees a
     worker die, and by the next attempt. Returns the run id marked, or None.
     """
-    from alignrank.tracking import spool
+    from alignrank.tracking.session import mark_killed
 
     status = read_json(rd.status_json) or {}
     run_id = status.get("mlflow_run_id") or rd.meta().get("mlflow_run_id")  # status: written as the run opened
     if not run_id or status.get("state") != "running" or rd.done() is not None:
         return None
-    path = rd.path / spool.SPOOL_NAME
-    if path.is_file() or spool.is_offline_id(run_id):  # it died offline: its end goes after its spooled records
-        spool.append(path, {"run_id": run_id, "kind": "end",
-                            "payload": {"status": "KILLED", "timestamp": int(time.time() * 1000)}})
-    else:
-        with contextlib.suppress(Exception):  # tracking trouble must not stop the retry
-            factory.open(run_id=run_id).end("KILLED")
+    mark_killed(factory, run_id, spool_dir=rd.path)  # (after its spooled records, if it died offline)
     rd.write_status(state="killed", updated=time.time())
     return run_id
 
 
 def open_attempt(factory, rd: RunDir, *, run_name: str, parent_run_id: Optional[str], tags: dict) -> Tracker:
-    """The spooling tracker of one attempt; a sweep's run starts offline if the server went away meanwhile.
+    """The tracker of one attempt: spools in the run folder while the server is unreachable; a sweep's run
+    starts offline if the server went away meanwhile.
 
     A run of a sweep (``parent_run_id`` given: the sweep's start proved the server was up) whose server
     is unreachable now (quick ``/health`` probe, or a failed create) is created offline
-    (:meth:`~alignrank.tracking.spool.SpoolingTracker.offline_run`) and trains on. A run on its own
-    (``alignrank train``) fails with the one-line :class:`~alignrank.errors.TrackingError` instead.
+    (:meth:`~alignrank.tracking.session.TrackerFactory.open` with ``offline_ok``) and trains on. A run on
+    its own (``alignrank train``) fails with the one-line :class:`~alignrank.errors.TrackingError` instead.
     """
-    from alignrank.errors import TrackingError
-    from alignrank.tracking.spool import SPOOL_NAME, SpoolingTracker, is_unreachable, reachable, spooling
-
-    uri = getattr(factory, "uri", None)
-    may_go_offline = parent_run_id is not None and str(uri).startswith(("http://", "https://"))
-
-    def offline(reason: str) -> Tracker:
-        return SpoolingTracker.offline_run(rd.path / SPOOL_NAME, uri=uri, experiment=factory.experiment,
-                                           artifact_root=getattr(factory, "artifact_root", None), run_name=run_name,
-                                           parent_run_id=parent_run_id, tags=tags, reason=reason)
-
-    if may_go_offline and not reachable(uri):
-        return offline("tracking server unreachable at run start")
-    try:
-        tracker = factory.open(run_name=run_name, parent_run_id=parent_run_id, tags=tags)
-    except TrackingError as e:
-        if not (may_go_offline and is_unreachable(e)):
-            raise
-        return offline(str(e).splitlines()[0])
-    return spooling(tracker, rd.path, uri=uri)  # server gone mid-run: spool, go on
+    return factory.open(run_name=run_name, parent_run_id=parent_run_id, tags=tags, spool_dir=rd.path,
+                        offline_ok=parent_run_id is not None)
 
 
 def execute(
@@ -275,7 +252,7 @@ def execute(
 
     A retried / resumed run gets one MLflow run per attempt: earlier ones end FAILED / KILLED with their
     per-epoch metrics, the final metrics go to the attempt that finishes (``done.json``'s ``mlflow_run_id``).
-    While the tracking server is unreachable the records are spooled (:mod:`alignrank.tracking.spool`);
+    While the tracking server is unreachable the records are spooled (:mod:`alignrank.tracking.tracker`);
     a sweep's run that starts while it is down is created offline (:func:`open_attempt`).
 
     Args:

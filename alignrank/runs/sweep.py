@@ -231,15 +231,14 @@ def run_sweep(params: Params) -> dict:
         from alignrank.runs.cluster import ray_session
         from alignrank.tracking.provenance import provenance_tags
         from alignrank.tracking.session import tracking_session
-        from alignrank.tracking.spool import spooling
         from alignrank.tracking.sync import sync_spools
 
         provenance = provenance_tags()
         # Ray prints worker-death notices on stdout: keep stdout for the CLI's JSON summary
         with contextlib.redirect_stdout(sys.stderr), ray_session(params), tracking_session(params) as factory:
             parent = factory.open(run_name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  tags={"sweep": "true", **provenance, "runs": len(specs), "cached": len(cached)})
-            parent = spooling(parent, resolve_path(params.train.out_dir), uri=factory.uri)  # server gone: spool
+                                  tags={"sweep": "true", **provenance, "runs": len(specs), "cached": len(cached)},
+                                  spool_dir=resolve_path(params.train.out_dir))  # server gone: spool
             parent_id = parent.run_id
             status = "KILLED"
             try:

@@ -1,8 +1,8 @@
 """The ``Tracker`` protocol every training path logs through, and the do-nothing ``NullTracker``.
 
 A tracker is one experiment-tracking run. The training code calls only these five methods, so the
-MLflow implementation (:class:`alignrank.tracking.mlflow_tracker.MlflowTracker`), the no-op one and
-test doubles are interchangeable.
+MLflow implementation (:class:`alignrank.tracking.tracker.RunTracker`), the no-op one and test doubles
+are interchangeable.
 
 Examples:
     >>> t = NullTracker()

@@ -17,14 +17,14 @@ Examples:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Mapping
 
 from alignrank.config.schema import Params
 from alignrank.io import project_root
-from alignrank.tracking.mlflow_tracker import MlflowTracker
 
 STORE_DIR = Path("outputs") / "mlflow"
+SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|CREDENTIAL|USERNAME|_KEY$")
 
 
 def local_store() -> tuple[Path, Path]:
@@ -62,28 +62,21 @@ def artifact_root_for(uri: str) -> str | None:
     return str(art)
 
 
-def open_tracker(
-    params: Params,
-    *,
-    run_name: str | None = None,
-    run_id: str | None = None,
-    parent_run_id: str | None = None,
-    tags: Mapping[str, Any] | None = None,
-    tracking_uri: str | None = None,
-) -> MlflowTracker:
-    """Open (or reopen, with ``run_id``) an MLflow run in ``mlflow.experiment``.
+def is_secret(name: str, value: str) -> bool:
+    """True for an environment variable that holds a credential: by its name (``*_PASSWORD``, ``*_TOKEN``,
+    ``*_USERNAME`` ...) or a URI value with ``user:password@``.
 
-    Other stages use this to add to a training run, e.g. the evaluation logs predictions JSON:
-
-    >>> # t = open_tracker(params, run_id=run["mlflow_run_id"]); t.log_artifact("preds.json"); t.end()
+    >>> is_secret("MLFLOW_TRACKING_TOKEN", "x"), is_secret("MLFLOW_TRACKING_URI", "http://a:b@h"), \
+    ...     is_secret("MLFLOW_TRACKING_URI", "http://h:5000")
+    (True, True, False)
     """
-    uri = tracking_uri or resolve_tracking_uri(params)
-    return MlflowTracker.start(
-        tracking_uri=uri,
-        experiment=params.mlflow.experiment,
-        run_name=run_name,
-        run_id=run_id,
-        parent_run_id=parent_run_id,
-        tags=tags,
-        artifact_root=artifact_root_for(uri),
-    )
+    return bool(SECRET_NAME.search(name) or re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*@", value, flags=re.I))
+
+
+def credentials_from_env() -> dict[str, str]:
+    """The ``MLFLOW_*`` credentials of this process (``MLFLOW_TRACKING_TOKEN`` / ``_USERNAME`` / ``_PASSWORD`` ...).
+
+    They reach Ray workers inside the :class:`~alignrank.tracking.session.TrackerFactory` (a task argument),
+    never through Ray's runtime environment, which Ray writes to its logs.
+    """
+    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_") and is_secret(k, v)}

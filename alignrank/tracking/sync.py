@@ -1,6 +1,6 @@
 """``alignrank sync``: replay every spooled tracking record under ``train.out_dir`` to the tracking store.
 
-Spools (``tracking_spool.jsonl``, see :mod:`alignrank.tracking.spool`) are left by runs, and by the sweep's
+Spools (``tracking_spool.jsonl``, see :mod:`alignrank.tracking.records`) are left by runs, and by the sweep's
 parent run (``<train.out_dir>/tracking_spool.jsonl``), while the tracking server was unreachable. Each is
 replayed in order to the configured store (env ``MLFLOW_TRACKING_URI`` > ``mlflow.tracking_uri`` >
 embedded store) and removed only once all of its records arrived. Running it twice logs nothing twice.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from alignrank.config.schema import Params
 from alignrank.errors import TrackingError
-from alignrank.tracking.mlflow_tracker import redact_uri
-from alignrank.tracking.spool import SPOOL_NAME, reachable, replay
+from alignrank.tracking import client
+from alignrank.tracking.records import SPOOL_NAME
 
 
 def find_spools(root: Path) -> list[Path]:
@@ -34,15 +34,16 @@ def sync_spools(root: Path, uri: str) -> dict:
     """
     synced, failed = [], []
     spools = find_spools(root)
-    if spools and not reachable(uri):
-        raise TrackingError(f"MLflow at {redact_uri(uri)} is not reachable; {len(spools)} spool(s) under {root} kept: "
+    if spools and not client.reachable(uri):
+        raise TrackingError(f"MLflow at {client.redact_uri(uri)} is not reachable; {len(spools)} spool(s) under {root} kept: "
                             f"start the server (mlflow.tracking_uri / MLFLOW_TRACKING_URI) and re-run `alignrank sync`")
+    store = client.StoreClient(uri) if spools else None
     for p in spools:
         try:
-            synced.append({"spool": str(p), "records": replay(p, uri)})
+            synced.append({"spool": str(p), "records": store.replay(p)})
         except TrackingError as e:
             failed.append({"spool": str(p), "error": str(e).splitlines()[0]})
-    return {"uri": redact_uri(uri), "synced": synced, "failed": failed}
+    return {"uri": client.redact_uri(uri), "synced": synced, "failed": failed}
 
 
 def run_sync(params: Params) -> dict:

@@ -1,22 +1,25 @@
-"""One writer for the embedded SQLite store: a Ray actor on the driver's node that owns the MLflow client.
+"""One writer for the embedded SQLite store: a Ray actor on the driver's node that owns the store client.
 
-SQLite tolerates one writer. When many Ray workers train at once, each logs through an
-:class:`ActorTracker`, which forwards every call (synchronously, bounded by a timeout) to a single
-:class:`TrackingWriter` actor. The actor runs calls one at a time, so the database never sees two
-writers; and since a call returns only once the row is committed, a metric is either stored or the
-worker gets a :class:`~alignrank.errors.TrackingError` (its run is then retried) — never silently lost.
-Artifacts travel as bytes, so workers need no shared filesystem for tracking.
+SQLite tolerates one writer. When many Ray workers train at once, each worker's
+:class:`~alignrank.tracking.tracker.RunTracker` delivers its records (synchronously, bounded by a timeout)
+to a single :class:`TrackingWriter` actor, which applies them one at a time with
+:class:`~alignrank.tracking.client.StoreClient`, so the database never sees two writers; and since a call
+returns only once the row is committed, a metric is either stored or the worker gets a
+:class:`~alignrank.errors.TrackingError` (its run is then retried): never silently lost. Artifacts travel
+as bytes, so workers need no shared filesystem for tracking.
 
 Examples:
-    >>> # writer = start_writer(uri="sqlite:////abs/outputs/mlflow/mlflow.db", experiment="alignrank")
-    >>> # t = ActorTracker.start(writer, run_name="baseline-s0"); t.log_metrics({"val/map50": 0.1}, step=1)
+    >>> # writer = start_writer("sqlite:////abs/outputs/mlflow/mlflow.db")
+    >>> # run_id = open_via_writer(writer, {"experiment": "alignrank", "run_name": "baseline-s0"})
+    >>> # RunTracker(run_id, via_writer(writer)).log_metrics({"val/map50": 0.1}, step=1)
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from alignrank.errors import TrackingError
 
@@ -24,60 +27,37 @@ CALL_TIMEOUT_S = 180.0  # a writer call includes the store's own SQLite busy wai
 
 
 class TrackingWriter:
-    """The single MLflow writer (instantiated as a Ray actor by :func:`start_writer`).
+    """The single writer of the store at ``uri`` (instantiated as a Ray actor by :func:`start_writer`)."""
 
-    Args:
-        uri: Tracking URI of the store (embedded ``sqlite:///...``).
-        experiment: Experiment name.
-        artifact_root: Artifact folder of the experiment when it is created here.
-    """
-
-    def __init__(self, uri: str, experiment: str, artifact_root: str | None = None) -> None:
+    def __init__(self, uri: str) -> None:
         from alignrank.env import setup_offline
+        from alignrank.tracking.client import StoreClient
 
         setup_offline()  # offline env in the actor process
+        self.store = StoreClient(uri)
 
-        self.uri, self.experiment, self.artifact_root = uri, experiment, artifact_root
-        self.runs: dict = {}
-        self.tmp = Path(tempfile.mkdtemp(prefix="ar-writer-"))
+    def open_run(self, kwargs: Mapping[str, Any]) -> str:
+        """:meth:`StoreClient.open_run <alignrank.tracking.client.StoreClient.open_run>` in the actor."""
+        return self.store.open_run(**kwargs)
 
-    def _tracker(self, run_id: str):
-        from alignrank.tracking.mlflow_tracker import MlflowTracker
-
-        if run_id not in self.runs:
-            self.runs[run_id] = MlflowTracker.start(tracking_uri=self.uri, experiment=self.experiment, run_id=run_id,
-                                                    artifact_root=self.artifact_root)
-            if self.runs[run_id].run_id != run_id:
-                raise TrackingError(f"MLflow run {run_id} not found in {self.uri}")
-        return self.runs[run_id]
-
-    def start_run(self, run_name: str | None, parent_run_id: str | None, run_id: str | None,
-                  tags: Mapping[str, Any] | None) -> str:
-        from alignrank.tracking.mlflow_tracker import MlflowTracker
-
-        t = MlflowTracker.start(tracking_uri=self.uri, experiment=self.experiment, run_name=run_name,
-                                parent_run_id=parent_run_id, run_id=run_id, tags=tags, artifact_root=self.artifact_root)
-        self.runs[t.run_id] = t
-        return t.run_id
-
-    def call(self, run_id: str, method: str, *args) -> None:
-        if method == "log_artifact_bytes":
-            name, data, artifact_path = args
-            d = self.tmp / run_id
-            d.mkdir(parents=True, exist_ok=True)
-            (d / name).write_bytes(data)
-            self._tracker(run_id).log_artifact(d / name, artifact_path)
-            (d / name).unlink()
+    def apply(self, rec: Mapping[str, Any], data: Optional[bytes] = None) -> None:
+        """Apply one record; an artifact's bytes (``data``) are written under its own name first."""
+        if rec["kind"] != "artifact":
+            self.store.apply(rec)
             return
-        getattr(self._tracker(run_id), method)(*args)
-        if method == "end":
-            self.runs.pop(run_id, None)
+        d = Path(tempfile.mkdtemp(prefix="ar-writer-"))
+        try:
+            f = d / Path(rec["payload"]["path"]).name
+            f.write_bytes(data or b"")
+            self.store.apply({**rec, "payload": {**rec["payload"], "path": str(f)}})
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
     def ping(self) -> str:
-        return self.uri
+        return self.store.uri
 
 
-def start_writer(*, uri: str, experiment: str, artifact_root: str | None = None):
+def start_writer(uri: str):
     """Start the :class:`TrackingWriter` actor on this (the driver's) node; Ray must be initialised."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -85,7 +65,7 @@ def start_writer(*, uri: str, experiment: str, artifact_root: str | None = None)
     node = ray.get_runtime_context().get_node_id()
     actor = ray.remote(TrackingWriter).options(
         num_cpus=0, max_restarts=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
-    ).remote(uri, experiment, artifact_root)
+    ).remote(uri)
     _get(actor.ping.remote(), "start the tracking writer")
     return actor
 
@@ -108,39 +88,16 @@ def _get(ref, what: str):
         raise TrackingError(f"tracking writer: {what} failed ({type(e).__name__}); re-run the sweep") from None
 
 
-class ActorTracker:
-    """A :class:`~alignrank.tracking.base.Tracker` whose calls are executed by the writer actor.
+def open_via_writer(writer, kwargs: Mapping[str, Any]) -> str:
+    """Open a run (``StoreClient.open_run`` keyword arguments) through the writer; returns its id."""
+    return _get(writer.open_run.remote(dict(kwargs)), "start run")
 
-    Args:
-        writer: Handle of the :class:`TrackingWriter` actor.
-        run_id: MLflow run id.
-    """
 
-    def __init__(self, writer, run_id: str) -> None:
-        self.writer, self.run_id = writer, run_id
+def via_writer(writer) -> Callable[[dict], None]:
+    """A ``deliver`` function for :class:`~alignrank.tracking.tracker.RunTracker`: records go to the writer."""
 
-    @classmethod
-    def start(cls, writer, *, run_name: str | None = None, parent_run_id: str | None = None,
-              run_id: str | None = None, tags: Mapping[str, Any] | None = None) -> "ActorTracker":
-        """Create (or reopen ``run_id``) a run through the writer."""
-        rid = _get(writer.start_run.remote(run_name, parent_run_id, run_id, dict(tags or {})), "start run")
-        return cls(writer, rid)
+    def deliver(rec: dict) -> None:
+        data = Path(rec["payload"]["path"]).read_bytes() if rec["kind"] == "artifact" else None
+        _get(writer.apply.remote(rec, data), f"log {rec['kind']}")
 
-    def _call(self, method: str, *args) -> None:
-        _get(self.writer.call.remote(self.run_id, method, *args), method)
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        self._call("log_params", dict(params))
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self._call("set_tags", dict(tags))
-
-    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None:
-        self._call("log_metrics", {k: float(v) for k, v in metrics.items()}, step)
-
-    def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
-        path = Path(path)
-        self._call("log_artifact_bytes", path.name, path.read_bytes(), artifact_path)
-
-    def end(self, status: str = "FINISHED") -> None:
-        self._call("end", status)
+    return deliver

@@ -66,7 +66,7 @@ class TrialTracking(Callback):
         if not run_id:
             return
         try:
-            tr = act["factory"].open(run_id=run_id)
+            tr = act["factory"].open(run_id=run_id, reopen=False)  # closed as it is: no RUNNING in between
             tr.set_tags({"tune_outcome": outcome})
             score = last.get(act["params"].tune.metric)
             if isinstance(score, (int, float)):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from alignrank.cli import app
 from alignrank.config import ParamsError, load_params
-from alignrank.tracking import mlflow_tracker
+from alignrank.tracking import client
 from tests.conftest import REPO, set_args, tiny_overrides
 
 pytestmark = pytest.mark.reliability
@@ -25,7 +25,7 @@ def dead_port() -> int:
 
 @pytest.fixture
 def fast_fail(monkeypatch):
-    monkeypatch.setattr(mlflow_tracker, "RETRY_ATTEMPTS", 2)
+    monkeypatch.setattr(client, "RETRY_ATTEMPTS", 2)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
 

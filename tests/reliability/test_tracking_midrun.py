@@ -21,10 +21,13 @@ from typer.testing import CliRunner
 from alignrank.cli import app
 from alignrank.config import with_overrides
 from alignrank.errors import TrackingError
-from alignrank.tracking import mlflow_tracker, spool
-from alignrank.tracking.mlflow_tracker import MlflowTracker
-from alignrank.tracking.spool import SPOOL_NAME, SpoolingTracker, is_unreachable, read, replay
+from alignrank.tracking import client, records, tracker
+from alignrank.tracking.client import StoreClient, is_unreachable
+from alignrank.tracking.records import SPOOL_NAME, read
+from alignrank.tracking.session import TrackerFactory
+from alignrank.tracking.tracker import RunTracker
 from tests.conftest import REPO
+from tests.tracking.test_tracker import start
 
 pytestmark = pytest.mark.reliability
 MLFLOW = Path(sys.executable).with_name("mlflow")
@@ -80,9 +83,9 @@ def server(tmp_path):
 
 @pytest.fixture
 def fast_fail(monkeypatch):
-    monkeypatch.setattr(mlflow_tracker, "RETRY_ATTEMPTS", 2)
+    monkeypatch.setattr(client, "RETRY_ATTEMPTS", 2)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setattr(spool, "RECHECK_S", 3600.0)  # no re-probe mid-run: the end-of-run flush and sync replay
+    monkeypatch.setattr(tracker, "RECHECK_S", 3600.0)  # no re-probe mid-run: the end-of-run flush and sync replay
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
@@ -148,8 +151,8 @@ def test_server_killed_mid_run_spools_then_sync_logs_every_metric_once(tiny_para
 
 def test_sync_with_the_server_still_down_is_one_line_and_keeps_the_spool(tmp_path, fast_fail):
     out = tmp_path / "runs"
-    spool.append(out / "r1" / SPOOL_NAME, {"run_id": "x", "kind": "end", "payload": {"status": "FINISHED",
-                                                                                      "timestamp": 1}})
+    records.append(out / "r1" / SPOOL_NAME, {"run_id": "x", "kind": "end", "payload": {"status": "FINISHED",
+                                                                                        "timestamp": 1}})
     r = CliRunner().invoke(app, ["sync", "--params", str(REPO / "params.yaml"), "--set", f"train.out_dir={out}",
                                  "--set", f"mlflow.tracking_uri=http://127.0.0.1:{free_port()}"])
     assert r.exit_code == 1 and "Traceback" not in r.output
@@ -157,52 +160,33 @@ def test_sync_with_the_server_still_down_is_one_line_and_keeps_the_spool(tmp_pat
     assert "not reachable" in line and "alignrank sync" in line and (out / "r1" / SPOOL_NAME).is_file()
 
 
-class FlakyTracker:
-    """Inner tracker double: logs to a real store until ``down``; then fails like an unreachable server."""
+class FlakyStore:
+    """Delivery double: records reach a real store until ``down``; then it fails like an unreachable server."""
 
-    def __init__(self, real: MlflowTracker) -> None:
-        self.real, self.run_id, self.uri, self.down = real, real.run_id, real.uri, False
+    def __init__(self, uri: str) -> None:
+        self.store, self.down = StoreClient(uri), False
 
-    def _guard(self):
+    def deliver(self, rec: dict) -> None:
         if self.down:
             try:
                 raise ConnectionRefusedError(111, "Connection refused")
             except ConnectionRefusedError as e:
                 raise TrackingError("MLflow at x: log failed (Connection refused)") from e
-
-    def log_params(self, params):
-        self._guard()
-        self.real.log_params(params)
-
-    def set_tags(self, tags):
-        self._guard()
-        self.real.set_tags(tags)
-
-    def log_metrics(self, metrics, step=None):
-        self._guard()
-        self.real.log_metrics(metrics, step)
-
-    def log_artifact(self, path, artifact_path=None):
-        self._guard()
-        self.real.log_artifact(path, artifact_path)
-
-    def end(self, status="FINISHED"):
-        self._guard()
-        self.real.end(status)
+        self.store.apply(rec)
 
 
 def test_spooling_tracker_goes_offline_then_replays_once(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    inner = FlakyTracker(MlflowTracker.start(tracking_uri=uri, experiment="e", run_name="r",
-                                             artifact_root=str(tmp_path / "art")))
+    flaky = FlakyStore(uri)
+    run_id = flaky.store.open_run(experiment="e", run_name="r", artifact_root=str(tmp_path / "art"))
     path = tmp_path / "run" / SPOOL_NAME
-    t = SpoolingTracker(inner, path, stream=None)
-    monkeypatch.setattr(spool, "reachable", lambda uri, timeout=0: not inner.down)
+    t = RunTracker(run_id, flaky.deliver, spool=path, uri=uri, stream=None)
+    monkeypatch.setattr(client, "reachable", lambda uri, timeout=0: not flaky.down)
     t.log_params({"a": 1})
     t.log_metrics({"m": 1.0}, step=1)
-    inner.down = True
+    flaky.down = True
     t.log_metrics({"m": 2.0}, step=2)  # fails -> spooled, training goes on
-    inner.down = False  # a later call stays spooled (no re-probe before RECHECK_S): order is kept
+    flaky.down = False  # a later call stays spooled (no re-probe before RECHECK_S): order is kept
     t.log_metrics({"m": 3.0}, step=3)
     t.log_params({"a": 1})
     assert [r["kind"] for r in read(path)] == ["metrics", "metrics", "params"]
@@ -214,7 +198,7 @@ def test_spooling_tracker_goes_offline_then_replays_once(tmp_path, monkeypatch):
 
 def test_replay_twice_adds_nothing_and_refused_values_still_raise(tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    run = MlflowTracker.start(tracking_uri=uri, experiment="e", run_name="r")
+    run = start(uri, run_name="r")
     path = tmp_path / SPOOL_NAME
     recs = [{"run_id": run.run_id, "kind": "metrics", "payload": {"metrics": {"m": 1.5, "n": float("nan")},
                                                                     "step": 4, "timestamp": 1000}},
@@ -222,20 +206,20 @@ def test_replay_twice_adds_nothing_and_refused_values_still_raise(tmp_path):
             {"run_id": run.run_id, "kind": "end", "payload": {"status": "KILLED", "timestamp": 2000}}]
     for _ in range(2):
         for r in recs:
-            spool.append(path, r)
-        assert replay(path, uri) == 3 and not path.exists()
+            records.append(path, r)
+        assert StoreClient(uri).replay(path) == 3 and not path.exists()
     c = mlflow.MlflowClient(uri)
     assert history(c, run.run_id, "m") == [(4, 1.5)] and len(c.get_metric_history(run.run_id, "n")) == 1
     assert c.get_run(run.run_id).info.status == "KILLED"
-    spool.append(path, {"run_id": run.run_id, "kind": "params", "payload": {"params": {"p": "2"}}})
+    records.append(path, {"run_id": run.run_id, "kind": "params", "payload": {"params": {"p": "2"}}})
     with pytest.raises(TrackingError):
-        replay(path, uri)  # a changed param is a real error, not a connection problem
+        StoreClient(uri).replay(path)  # a changed param is a real error, not a connection problem
     assert path.is_file()  # kept
-    t = SpoolingTracker(MlflowTracker.start(tracking_uri=uri, experiment="e", run_id=run.run_id), tmp_path / "x.jsonl")
+    t = TrackerFactory(uri=uri, experiment="e").open(run_id=run.run_id, spool_dir=tmp_path / "x")
     t.log_params({"q": 1})
     with pytest.raises(TrackingError):
         t.log_params({"q": 2})  # not spooled: only an unreachable store is
-    assert not (tmp_path / "x.jsonl").exists()
+    assert not (tmp_path / "x" / SPOOL_NAME).exists()
 
 
 def test_unreachable_is_told_from_other_errors():

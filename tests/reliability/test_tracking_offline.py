@@ -18,29 +18,32 @@ from alignrank.config import load_params
 from alignrank.errors import TrackingError
 from alignrank.io import read_json
 from alignrank.runs.rundir import RunDir
-from alignrank.tracking import spool
-from alignrank.tracking.mlflow_tracker import PARENT_TAG, MlflowTracker
-from alignrank.tracking.spool import OFFLINE_TAG, SPOOL_NAME, SpoolingTracker, is_offline_id, read, replay
+from alignrank.tracking import client, tracker
+from alignrank.tracking.client import OFFLINE_TAG, PARENT_TAG, StoreClient
+from alignrank.tracking.records import SPOOL_NAME, is_offline_id, read
+from alignrank.tracking.session import TrackerFactory
+from alignrank.tracking.tracker import RunTracker
 from tests.conftest import REPO, tiny_overrides
 from tests.reliability.test_tracking_midrun import free_port, history
+from tests.tracking.test_tracker import start
 
 pytestmark = pytest.mark.reliability
 
 
-def store(tmp_path: Path) -> tuple[str, MlflowTracker]:
+def store(tmp_path: Path) -> tuple[str, RunTracker]:
     uri = f"sqlite:///{tmp_path / 'm.db'}"
-    return uri, MlflowTracker.start(tracking_uri=uri, experiment="e", run_name="sweep",
-                                    artifact_root=str(tmp_path / "art"))
+    return uri, start(uri, run_name="sweep", artifact_root=str(tmp_path / "art"))
 
 
-def offline(path: Path, uri: str, parent: str, tmp_path: Path) -> SpoolingTracker:
-    return SpoolingTracker.offline_run(path, uri=uri, experiment="e", run_name="r", parent_run_id=parent,
-                                       tags={"seed": 0}, artifact_root=str(tmp_path / "art"), stream=None)
+def offline(path: Path, uri: str, parent: str, tmp_path: Path) -> RunTracker:
+    """A sweep's run opened while the server does not answer (``client.reachable`` patched to False)."""
+    factory = TrackerFactory(uri=uri, experiment="e", artifact_root=str(tmp_path / "art"))
+    return factory.open(run_name="r", parent_run_id=parent, tags={"seed": 0}, spool_dir=path.parent, offline_ok=True)
 
 
 def test_offline_created_run_is_replayed_once_nested_and_found_by_its_id(tmp_path, monkeypatch):
     uri, parent = store(tmp_path)
-    monkeypatch.setattr(spool, "reachable", lambda uri, timeout=0: False)  # the server is down
+    monkeypatch.setattr(client, "reachable", lambda uri, timeout=0: False)  # the server is down
     path = tmp_path / "run" / SPOOL_NAME
     t = offline(path, uri, parent.run_id, tmp_path)
     assert is_offline_id(t.run_id)
@@ -55,41 +58,41 @@ def test_offline_created_run_is_replayed_once_nested_and_found_by_its_id(tmp_pat
     exp = c.get_experiment_by_name("e").experiment_id
     assert len(c.search_runs([exp])) == 1  # only the parent
     with pytest.raises(TrackingError, match="alignrank sync"):
-        MlflowTracker.start(tracking_uri=uri, experiment="e", run_id=t.run_id)  # never an empty stand-in run
+        start(uri, run_id=t.run_id)  # never an empty stand-in run
 
     backup = tmp_path / "spool.bak"
     shutil.copy(path, backup)
-    ids: dict = {}
-    assert replay(path, uri, ids) == 6 and not path.exists()
+    first = StoreClient(uri)
+    assert first.replay(path) == 6 and not path.exists()
     shutil.copy(backup, path)
-    assert replay(path, uri) == 6  # a second replay of the same records creates nothing new
+    assert StoreClient(uri).replay(path) == 6  # a second replay of the same records creates nothing new
 
     runs = c.search_runs([exp])
     assert len(runs) == 2
     (child,) = [r for r in runs if r.info.run_id != parent.run_id]
-    assert ids == {t.run_id: child.info.run_id}
+    assert first.ids == {t.run_id: child.info.run_id}
     assert child.data.tags[PARENT_TAG] == parent.run_id and child.data.tags[OFFLINE_TAG] == t.run_id
     assert child.info.run_name == "r" and child.data.tags["seed"] == "0" and child.data.params == {"a": "1"}
     assert history(c, child.info.run_id, "m") == [(1, 1.0), (2, 2.0)] and child.info.status == "FINISHED"
     assert [a.path for a in c.list_artifacts(child.info.run_id)] == ["w.txt"]
-    assert MlflowTracker.start(tracking_uri=uri, experiment="e", run_id=t.run_id).run_id == child.info.run_id
+    assert start(uri, run_id=t.run_id).run_id == child.info.run_id
 
 
 def test_offline_run_goes_online_when_the_server_is_back(tmp_path, monkeypatch):
     uri, parent = store(tmp_path)
     up = {"v": False}
-    monkeypatch.setattr(spool, "reachable", lambda uri, timeout=0: up["v"])
-    monkeypatch.setattr(spool, "RECHECK_S", 0.0)
+    monkeypatch.setattr(client, "reachable", lambda uri, timeout=0: up["v"])
+    monkeypatch.setattr(tracker, "RECHECK_S", 0.0)
     path = tmp_path / "run" / SPOOL_NAME
     t = offline(path, uri, parent.run_id, tmp_path)
     t.log_metrics({"m": 1.0}, step=1)
     assert path.is_file()
     up["v"] = True
     t.log_metrics({"m": 2.0}, step=2)  # probe answers: replay (creates the run), then log directly
-    assert not path.exists() and isinstance(t.inner, MlflowTracker)
+    assert not path.exists() and not t.offline  # delivered straight to the store again
     t.end("FINISHED")
     c = mlflow.MlflowClient(uri)
-    rid = t.inner.run_id
+    rid = StoreClient(uri).real_id(t.run_id)
     assert history(c, rid, "m") == [(1, 1.0), (2, 2.0)] and c.get_run(rid).info.status == "FINISHED"
     assert c.get_run(rid).data.tags[OFFLINE_TAG] == t.run_id and not path.exists()
 
@@ -167,8 +170,8 @@ def test_server_down_mid_sweep_later_runs_start_offline_then_sync_logs_everythin
     parent = c.get_run(s["parent_run_id"])
     assert parent.info.status == "FINISHED" and parent.data.metrics["runs_done"] == 2
     for run in s["runs"]:
-        rid = MlflowTracker.start(tracking_uri=server.uri, experiment=p.mlflow.experiment,
-                                  run_id=run["mlflow_run_id"]).run_id  # an offline id resolves to its run
+        rid = start(server.uri, experiment=p.mlflow.experiment,
+                    run_id=run["mlflow_run_id"]).run_id  # an offline id resolves to its run
         child = runs[run["run"]]  # (snapshot taken before the reopen above)
         assert child.info.status == "FINISHED" and child.info.run_id == rid and child.data.tags[PARENT_TAG] == parent.info.run_id
         assert [st for st, _ in history(c, rid, "val/map50_95")] == [1, 2]  # every epoch exactly once
@@ -191,12 +194,12 @@ def test_any_http_answer_counts_as_reachable_but_a_gateway_error_or_no_answer_do
             pass
 
     if code is None:
-        assert spool.reachable(f"http://127.0.0.1:{free_port()}", timeout=2) is False
+        assert client.reachable(f"http://127.0.0.1:{free_port()}", timeout=2) is False
         return
     srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
-        assert spool.reachable(f"http://127.0.0.1:{srv.server_address[1]}", timeout=5) is up
+        assert client.reachable(f"http://127.0.0.1:{srv.server_address[1]}", timeout=5) is up
     finally:
         srv.shutdown()

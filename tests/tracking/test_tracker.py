@@ -1,4 +1,4 @@
-"""MlflowTracker on a SQLite store in tmp_path: batching, reopen, nesting, clean stdout, bounded failures."""
+"""RunTracker on a SQLite store in tmp_path: batching, reopen, nesting, clean stdout, bounded failures."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ import pytest
 
 from alignrank.config import load_params
 from alignrank.errors import TrackingError
-from alignrank.tracking import mlflow_tracker
-from alignrank.tracking.mlflow_tracker import PARENT_TAG, MlflowTracker
-from alignrank.tracking.store import local_store, open_tracker, resolve_tracking_uri
+from alignrank.tracking import client
+from alignrank.tracking.client import PARENT_TAG
+from alignrank.tracking.session import TrackerFactory, open_tracker
+from alignrank.tracking.store import local_store, resolve_tracking_uri
+
+
+def start(uri: str, experiment: str = "e", artifact_root: str | None = None, **kw):
+    """A run opened straight in the store at ``uri`` (what ``alignrank train`` does)."""
+    return TrackerFactory(uri=uri, experiment=experiment, artifact_root=artifact_root).open(**kw)
 
 
 @pytest.fixture
@@ -18,7 +24,7 @@ def uri(tmp_path):
 
 
 def test_logs_everything_in_batches(uri, tmp_path, capsys):
-    t = MlflowTracker.start(tracking_uri=uri, experiment="e", run_name="r", artifact_root=str(tmp_path / "art"))
+    t = start(uri, run_name="r", artifact_root=str(tmp_path / "art"))
     params = {f"p.{i}": i for i in range(250)}  # > 100: several batches
     t.log_params(params)
     t.set_tags({"variant": "full", "seed": 3})
@@ -43,11 +49,11 @@ def test_logs_everything_in_batches(uri, tmp_path, capsys):
 
 
 def test_reopen_and_nesting(uri):
-    parent = MlflowTracker.start(tracking_uri=uri, experiment="e", run_name="sweep")
-    child = MlflowTracker.start(tracking_uri=uri, experiment="e", run_name="c", parent_run_id=parent.run_id)
+    parent = start(uri, run_name="sweep")
+    child = start(uri, run_name="c", parent_run_id=parent.run_id)
     child.log_metrics({"x": 1.0}, step=1)
     child.end("KILLED")
-    again = MlflowTracker.start(tracking_uri=uri, experiment="e", run_id=child.run_id)  # a resumed run
+    again = start(uri, run_id=child.run_id)  # a resumed run
     assert again.run_id == child.run_id
     again.log_metrics({"x": 2.0}, step=2)
     again.end()
@@ -55,7 +61,7 @@ def test_reopen_and_nesting(uri):
     run = c.get_run(child.run_id)
     assert run.data.tags[PARENT_TAG] == parent.run_id and run.info.status == "FINISHED"
     assert [m.value for m in sorted(c.get_metric_history(child.run_id, "x"), key=lambda m: m.step)] == [1.0, 2.0]
-    fresh = MlflowTracker.start(tracking_uri=uri, experiment="e", run_id="0" * 32, run_name="new")  # unknown id
+    fresh = start(uri, run_id="0" * 32, run_name="new")  # unknown id
     assert fresh.run_id != "0" * 32
 
 
@@ -66,10 +72,10 @@ def test_unreachable_server_is_one_line_tracking_error(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block exits: nothing listens there
-    monkeypatch.setattr(mlflow_tracker, "RETRY_ATTEMPTS", 2)
+    monkeypatch.setattr(client, "RETRY_ATTEMPTS", 2)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     with pytest.raises(TrackingError) as e:
-        MlflowTracker.start(tracking_uri=f"http://127.0.0.1:{port}", experiment="e", run_name="r")
+        start(f"http://127.0.0.1:{port}", run_name="r")
     msg = str(e.value)
     assert "\n" not in msg and f"127.0.0.1:{port}" in msg and "MLFLOW_TRACKING_URI" in msg
 
