@@ -1,6 +1,9 @@
 """Provenance tags of a run: git commit and dirty flag, host, DVC stage.
 
-Computed once by the driver (the sweep passes them to its workers, which may lack git).
+Computed once by the driver (the sweep passes them to its workers, which may lack git). ``git_dirty``
+means a TRACKED file differs from the commit (edited, staged, deleted); untracked files do not count
+(``dvc.lock`` written by ``dvc repro``, outputs, caches), so a pristine clone after a pipeline run is
+``git_dirty=false``.
 
 Examples:
     >>> sorted(provenance_tags())
@@ -29,10 +32,13 @@ def code_root() -> Path:
 
 
 def git_info(root: Path | None = None) -> dict[str, str]:
-    """``{"git_commit": sha|'unknown', "git_dirty": 'true'|'false'|'unknown'}`` of the code's checkout."""
+    """``{"git_commit": sha|'unknown', "git_dirty": 'true'|'false'|'unknown'}`` of the code's checkout.
+
+    Dirty = a tracked file differs from ``HEAD`` (staged or not); untracked files are ignored.
+    """
     root = Path(root or code_root())
     commit = _git(["rev-parse", "HEAD"], root)
-    status = _git(["status", "--porcelain", "--untracked-files=normal"], root) if commit else None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], root) if commit else None
     return {
         "git_commit": commit or "unknown",
         "git_dirty": "unknown" if status is None else str(bool(status)).lower(),
