@@ -49,7 +49,14 @@ class ModelParams:
     dyn_kernels: int = param(4, ge=1, le=16, help="dynamic conv: M base kernels blended by alpha(q)")
     dyn_hidden: int = param(16, ge=1, help="dynamic conv: hidden width of the quality MLP")
     csd_width: int = param(0, ge=0, help="CSD: width of the sampled side stream (0 = auto: P3 channels / 2)")
-    csd_light_cls: bool = param(True, help="CSD: class branch's middle conv depthwise-separable (pays for the side stream)")
+    csd_light_cls: bool = param(False, help="CSD: slim class branch (middle conv depthwise-separable; control variant: baseline_slim)")
+    csd_side_stream: bool = param(True, help="CSD: sampler (eq. 1) + BCDM (eq. 2) side stream; false = dynamic prediction convs only")
+    bcdm_mode: Literal["two_pass", "one_pass"] = param(
+        "two_pass", help="BCDM: eq. 2 reading: two_pass (top-down then bottom-up, recursive) | one_pass (parallel)"
+    )
+    dyn_init: Literal["shared", "independent"] = param(
+        "shared", help="dynamic conv: base kernels start equal (shared) or independently drawn (independent, CondConv)"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,21 @@ class LossParams:
     beta: float = param(0.0, ge=0, help="quality centerness exponent (0 = IoU only)")
     alpha0: float = param(1.0, gt=0, help="L_cal target exponent: target = q^alpha0")
     gamma: float = param(2.0, ge=0, help="L_cal focal modulation exponent |sigmoid(s) - t|^gamma")
+    cal_norm: Literal["quality", "positives", "assigner"] = param(
+        "quality", help="L_cal divisor: quality (sum of targets) | positives (GFL's QFL) | assigner (YOLOv8's target-score sum)"
+    )
     temperature: float = param(0.5, gt=0, help="L_list softmax temperature T")
+    list_scale: Literal["literal", "logit"] = param(
+        "literal", help="L_list target: literal softmax(q/T) (paper) | logit softmax(logit(q)/T) (same scale as s)"
+    )
     margin: float = param(0.1, ge=0, help="L_rank hinge margin m")
     eps: float = param(0.02, ge=0, help="L_rank pair threshold: pairs with q_i > q_j + eps")
     lambda_cal: float = param(1.0, ge=0, help="weight of L_cal")
     lambda_list: float = param(0.5, ge=0, help="weight of L_list")
     lambda_rank: float = param(1.0, ge=0, help="weight of L_rank")
+    rcq_assigner: str = param(
+        "same", choices=lambda: ("same", *ASSIGNER_NAMES), help="assigner of the RCQ losses: same (= loss.assigner) | tal | simota | atss"
+    )
     tal_topk: int = param(10, ge=1, help="TAL: top-k candidates per GT (YOLOv8 default)")
     simota_radius: float = param(2.5, gt=0, help="SimOTA: centre-region radius in strides")
     atss_topk: int = param(9, ge=1, help="ATSS: closest anchors per level per GT")
@@ -93,6 +109,8 @@ class TrainParams:
     threads: int = param(1, ge=1, help="torch CPU threads per run")
     out_dir: str = param("outputs/runs", help="root of the per-run output folders (keyed by hash)")
     save_period: int = param(-1, ge=-1, help="extra epochN.pt checkpoint every N epochs (-1 = only last.pt/best.pt, saved every epoch)")
+    val_period: int = param(1, ge=0, help="validate every N epochs; 0 = only after the last epoch (best.pt = last.pt: no model selection on the validation set)")
+    lock_wait: float = param(0.0, ge=-1, help="seconds to wait for a run folder or dataset another job holds (0 = fail with a 'busy' line, -1 = no limit)")
 
     def check(self, prefix: str) -> None:
         if self.imgsz % 32:
@@ -112,7 +130,7 @@ class EvalParams:
     iou: float = param(0.7, gt=0, le=1, help="NMS IoU threshold")
     max_det: int = param(300, ge=1, help="max detections per image")
     match_iou: float = param(0.5, gt=0, le=1, help="rank/calibration: IoU for a candidate to match a GT")
-    ece_bins: int = param(15, ge=2, help="calibration: equal-mass bins of detection ECE")
+    ece_bins: int = param(15, ge=2, help="calibration: bins of detection ECE (equal-mass) and of D-ECE (equal-width over [0, 1], netcal's)")
     nms_free_topk: int = param(100, ge=1, help="NMS-free decoding: top-k by score per image")
     max_candidates: int = param(1000, ge=1, help="pre-NMS candidates kept per image (top scores) for rank/NMS-free metrics")
 

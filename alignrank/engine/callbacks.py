@@ -27,8 +27,10 @@ PROGRESS_KEYS = ("val/map50", "val/map50_95")  # shown after every train/* loss 
 
 
 def epoch_metrics(trainer) -> dict[str, float]:
-    """Sanitized metrics of the epoch that just ended: val metrics/losses, train losses by name, lr, epoch time."""
-    m = sanitize_metrics(trainer.metrics)
+    """Sanitized metrics of the epoch that just ended: val metrics/losses (when it was validated: see
+    ``train.val_period``), train losses by name, lr, epoch time."""
+    validated = bool(getattr(getattr(trainer, "args", None), "val", True)) or trainer.epoch + 1 >= trainer.epochs
+    m = sanitize_metrics(trainer.metrics) if validated else {}
     if trainer.tloss is not None:
         m.update(sanitize_metrics(trainer.label_loss_items(trainer.tloss, prefix="train")))
     m.update(sanitize_metrics(getattr(trainer, "lr", None)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ultralytics.utils import DEFAULT_CFG
 
 from alignrank.config.schema import Params
 from alignrank.errors import UsageError, write_error
+from alignrank.locks import pid_alive
 from alignrank.nn.model import AlignRankModel
 
 
@@ -57,7 +59,7 @@ def ultralytics_overrides(params: Params, *, data: str | Path, save_dir: str | P
         "pretrained": False,
         "plots": False,
         "save_period": t.save_period,
-        "val": True,
+        "val": t.val_period == 1,  # other periods: toggled per epoch by AlignRankTrainer (the last epoch always)
         "verbose": False,
         "patience": 0,
         "cache": False,
@@ -82,6 +84,19 @@ def _check_compatible(weights: AlignRankModel, params: Params) -> None:
             f"checkpoint head settings differ from params (model.{', model.'.join(diff)}); "
             "resume/fine-tune with the settings it was trained with"
         )
+
+
+def _temp_name(path: Path) -> Path:
+    """A temp name beside ``path``, unique to this process and call (``.<name>.<pid>.<random>.tmp``)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _drop_stale_temps(folder: Path) -> None:
+    """Remove checkpoint temp files left by killed processes of this host (their pid is gone)."""
+    for t in folder.glob(".*.pt.*.tmp") if folder.is_dir() else []:
+        pid = t.name.rsplit(".", 3)[-3]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            t.unlink(missing_ok=True)
 
 
 def _rng_file(trainer: DetectionTrainer) -> Path:
@@ -147,6 +162,15 @@ def _restore_rng_state(trainer: DetectionTrainer) -> None:
     trainer.optimizer.load_state_dict(state["optimizer"])
 
 
+def _validate_every(period: int):
+    """``on_train_epoch_start`` callback: validate after every ``period``-th epoch (ultralytics: ``args.val``)."""
+
+    def toggle(trainer: DetectionTrainer) -> None:
+        trainer.args.val = (trainer.epoch + 1) % period == 0
+
+    return toggle
+
+
 class AlignRankTrainer(DetectionTrainer):
     """Detection trainer that builds :class:`AlignRankModel` from our params.
 
@@ -161,6 +185,8 @@ class AlignRankTrainer(DetectionTrainer):
         super().__init__(DEFAULT_CFG, overrides, _callbacks)
         self.add_callback("on_train_start", _restore_rng_state)
         self.add_callback("on_train_epoch_start", _reseed_epoch_order)
+        if params.train.val_period > 1:
+            self.add_callback("on_train_epoch_start", _validate_every(params.train.val_period))
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AlignRankModel:
         """Build our model for the configured variant and load ``weights`` into it (resume/fine-tune)."""
@@ -194,9 +220,8 @@ class AlignRankTrainer(DetectionTrainer):
         then ``os.replace``d, so a run killed mid-save (Ctrl-C, a cancelled Ray task) keeps its previous
         checkpoint and resumes from it instead of restarting."""
         final = (self.last, self.best)
-        tmp = tuple(p.with_name(f".{p.name}.tmp") for p in final)
-        for t in tmp:
-            t.unlink(missing_ok=True)
+        _drop_stale_temps(Path(self.wdir))
+        tmp = tuple(_temp_name(p) for p in final)  # unique: two jobs in one folder never share a temp file
         self.last, self.best = tmp
         try:
             saved = super().save_model()
@@ -209,7 +234,7 @@ class AlignRankTrainer(DetectionTrainer):
             raise
         finally:
             self.last, self.best = final
-        if self.last.with_name(f".{self.last.name}.tmp").exists():
+        if tmp[0].exists():
             _save_rng_state(self)  # before last.pt is replaced: a kill in between leaves an older, mismatched file
         for t, p in zip(tmp, final):
             if t.exists():

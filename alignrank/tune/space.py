@@ -124,7 +124,7 @@ def trial_params(params: Params, sampled: Mapping[str, Any], *, seed: int, out_d
         out_dir: Root of this trial's run folders (``train.out_dir``).
     """
     fixed = {"train.variant": params.tune.variant, "train.epochs": params.tune.epochs, "train.seed": int(seed),
-             "train.out_dir": str(out_dir)}
+             "train.out_dir": str(out_dir), "train.val_period": 1}  # ASHA compares trials on every epoch's metric
     return with_overrides(params, {**fixed, **dict(sampled)})
 
 

@@ -54,3 +54,33 @@ def test_final_validation_is_kept_not_logged_as_an_epoch():
     final.metrics = {"metrics/mAP50-95(B)": 0.9}
     cb(final)
     assert len(t.metrics) == 1 and cb.final["map50_95"] == 0.9
+
+
+def test_epochs_without_validation_log_no_val_metrics():
+    """train.val_period: an epoch that was not validated logs its train losses only (ultralytics keeps the
+    previous validation's numbers in trainer.metrics: they must not be logged again as this epoch's)."""
+    t = RecordingTracker()
+    cb = EpochLogger(t, epochs=3)
+    for e in range(3):
+        tr = fake_trainer(e)
+        tr.args = SimpleNamespace(val=False)  # the last epoch is validated anyway
+        cb(tr)
+    logged = [m for _, m in t.metrics]
+    assert not any(k.startswith("val/") for m in logged[:2] for k in m) and "train/box_loss" in logged[0]
+    assert logged[2]["val/map50_95"] == pytest.approx(0.22)
+
+
+@pytest.mark.parametrize("period, validated", [(0, [3]), (2, [2, 3])])
+def test_val_period_validates_only_the_chosen_epochs(tiny_params, tmp_path, period, validated):
+    """A real 3-epoch run: ultralytics validates after the epochs ``train.val_period`` picks (and the last)."""
+    from alignrank.config import with_overrides
+    from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
+
+    p = with_overrides(tiny_params, {"train.epochs": 3, "train.val_period": period, "train.variant": "baseline"})
+    ov = ultralytics_overrides(p, data=tiny_params.data.root + "/dataset.yaml", save_dir=tmp_path / "r")
+    trainer, seen = AlignRankTrainer(p, ov), []
+    trainer.add_callback("on_val_start", lambda v: seen.append("val"))
+    trainer.add_callback("on_train_epoch_end", lambda t: seen.append(t.epoch + 1))
+    trainer.train()
+    epochs_validated = [seen[i - 1] for i, x in enumerate(seen) if x == "val" and i > 0 and seen[i - 1] != "val"]
+    assert epochs_validated[: len(validated)] == validated  # (then final_eval validates best.pt once more)
