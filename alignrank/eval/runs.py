@@ -126,23 +126,24 @@ def _mirror(run: dict, result: dict, out: Path) -> None:
 
 
 def _log_to_tracker(run: dict, result: dict, params: Params, open_tracker: Optional[Callable]) -> Optional[str]:
-    """Log eval metrics and artifacts to the run's MLflow run; returns an error line or None."""
+    """Log eval metrics and artifacts to the run's MLflow run; returns an error line or None.
+
+    The training run is added to as it is, never reopened or ended: its status, start and end time stay
+    those of the training (a 75 s run shows 75 s), and ``eval/*`` sits beside ``val/*`` and ``final/*``.
+    """
     if not run.get("mlflow_run_id"):
         return "no mlflow_run_id"
     try:
         if open_tracker is None:
-            from alignrank.tracking import open_tracker
+            from alignrank.tracking import attach_to_run as open_tracker
         from alignrank.tracking.names import sanitize
 
         t = open_tracker(params, run_id=run["mlflow_run_id"])
-        try:
-            t.log_metrics({f"eval/{sanitize(k)}": float(v) for k, v in result["metrics"].items()
-                           if isinstance(v, (int, float)) and v is not None and np.isfinite(v)})
-            d = Path(result["eval_dir"])
-            for f in ("metrics.json", "predictions.json", "reliability.png"):
-                t.log_artifact(d / f, "eval")
-        finally:
-            t.end("FINISHED")
+        t.log_metrics({f"eval/{sanitize(k)}": float(v) for k, v in result["metrics"].items()
+                       if isinstance(v, (int, float)) and v is not None and np.isfinite(v)})
+        d = Path(result["eval_dir"])
+        for f in ("metrics.json", "predictions.json", "reliability.png"):
+            t.log_artifact(d / f, "eval")
     except Exception as e:  # noqa: BLE001  (tracking must never lose the computed evaluation)
         return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
     return None
@@ -153,7 +154,8 @@ def run_evaluate(params: Params, *, open_tracker: Optional[Callable] = None, tra
 
     Args:
         params: Resolved params (``eval``, ``sweep``, ``data.root``, ``train.out_dir``).
-        open_tracker: ``open_tracker(params, run_id=...) -> Tracker`` (default: :mod:`alignrank.tracking`'s).
+        open_tracker: ``open_tracker(params, run_id=...) -> Tracker`` adding to that existing run, not ended here
+            (default: :func:`alignrank.tracking.attach_to_run`, which leaves the run's status and times alone).
         track: Log to MLflow.
 
     Returns:
