@@ -6,6 +6,7 @@ from alignrank.config.load import (
     params_dict,
     params_hash,
     parse_overrides,
+    parse_value,
     project_root,
     with_overrides,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "params_dict",
     "params_hash",
     "parse_overrides",
+    "parse_value",
     "project_root",
     "to_dict",
     "with_overrides",

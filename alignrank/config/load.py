@@ -25,6 +25,7 @@ from alignrank.io import PARAMS_FILE, project_root
 
 LOGGER = logging.getLogger("alignrank.config")
 MAX_YAML_BYTES = 1 << 20  # a params file or fragment is a few KB; refuse anything above 1 MiB
+MAX_YAML_DEPTH = 32  # params nest 4 levels (tune.space.<key>.values); refuse deeper documents early
 
 
 class _AliasError(yaml.MarkedYAMLError):
@@ -35,10 +36,21 @@ class ParamsLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses aliases: a few hundred bytes of nested aliases expand to gigabytes
     (a "billion laughs" document) once anything walks the values; params never need them."""
 
+    def fetch_flow_collection_start(self, token_class):  # noqa: D102 (PyYAML hook: '[' or '{')
+        if self.flow_level >= MAX_YAML_DEPTH:  # PyYAML's scanner is quadratic in the flow nesting depth
+            raise RecursionError
+        return super().fetch_flow_collection_start(token_class)
+
     def compose_node(self, parent, index):  # noqa: D102 (PyYAML hook)
         if self.check_event(yaml.AliasEvent):
             raise _AliasError(None, None, "YAML aliases (*name) are not allowed in params", self.peek_event().start_mark)
-        return super().compose_node(parent, index)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise RecursionError
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def safe_yaml(text: str) -> Any:
@@ -50,7 +62,12 @@ def safe_yaml(text: str) -> Any:
     return yaml.load(text, Loader=ParamsLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML (``3``, ``0.1``, ``[0,1]``, ``null``; no aliases), else the text itself.
+
+    >>> parse_value("[a, b]"), parse_value("a,b"), parse_value("*a")
+    (['a', 'b'], 'a,b', '*a')
+    """
     try:
         return safe_yaml(text)
     except (yaml.YAMLError, RecursionError):
@@ -64,7 +81,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ParamsError(f"override '{item}': expected dotted.key=value, e.g. train.epochs=3")
         key, value = item.split("=", 1)
-        out[key.strip()] = _parse_value(value.strip())
+        out[key.strip()] = parse_value(value.strip())
     return out
 
 

@@ -104,3 +104,64 @@ def test_failures_are_exit_1_one_line_and_debug_shows_the_traceback(tmp_path, mo
     assert "dataset not found" in line and "alignrank data" in line and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["--debug", *args])
     assert r.exit_code != 0 and r.exception is not None and "dataset not found" in str(r.exception)
+
+
+def _one_error_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output, r.output[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--set", "train.seed=4294967296"], "error: train.seed: must be >= 0 and <= 4294967295, got 4294967296"),
+    (["--seed", "4294967296"], "error: train.seed: must be >= 0 and <= 4294967295, got 4294967296"),
+    (["--set", "train.lr0=2.0"], "error: train.lr0: must be > 0 and <= 1, got 2.0"),
+    (["--set", "data.timeout=.inf"], "error: data.timeout: must be a finite number, got inf"),
+])
+def test_bad_values_are_refused_before_any_run_folder_exists(tmp_path, args, expected):
+    runs = tmp_path / "runs"
+    r = CliRunner().invoke(app, ["train", "--params", str(PARAMS), "--set", f"train.out_dir={runs}", *args])
+    assert r.exit_code == 2 and _one_error_line(r) == expected
+    assert not runs.exists()
+
+
+def test_yaml_bomb_and_huge_values_get_one_short_line(tmp_path):
+    from tests.config.test_bad_input import billion_laughs
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(billion_laughs())
+    r = CliRunner().invoke(app, ["report", "--params", str(bomb)])
+    assert r.exit_code == 2 and "aliases (*name) are not allowed" in _one_error_line(r)
+    r = CliRunner().invoke(app, ["sweep", "--set", "sweep.variants=" + "x" * 100_000])
+    line = _one_error_line(r)
+    assert r.exit_code == 2 and line.endswith(", got '" + "x" * 79 + "…") and len(line) < 400, line
+
+
+def test_empty_params_yaml_prints_one_line_saying_defaults_are_used(tmp_path):
+    """Through logging's last-resort handler, as in the CLI and the DVC stages (no logging configured)."""
+    import subprocess
+    import sys
+
+    empty = tmp_path / "params.yaml"
+    empty.write_text("")
+    code = f"from alignrank.config import load_params; load_params({str(empty)!r})"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.splitlines() == [f"{empty}: the file is empty; every param takes its default"]
+
+
+def test_evaluate_ids_beyond_int64_name_the_record(tmp_path):
+    import json
+
+    def gt(image_id):
+        return {"images": [{"id": 1, "width": 20, "height": 20}, {"id": image_id, "width": 20, "height": 20}],
+                "categories": [{"id": 1, "name": "a"}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}]}
+
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps([{"image_id": 2**63, "category_id": 1, "bbox": [2, 2, 8, 8], "score": 0.9}]))
+    (tmp_path / "gt.json").write_text(json.dumps(gt(2**63)))
+    r = CliRunner().invoke(app, ["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(pred)])
+    assert r.exit_code == 1 and _one_error_line(r) == "error: gt.json images[1]: missing or invalid 'id' (expected a 64-bit integer)"
+    (tmp_path / "gt.json").write_text(json.dumps(gt(2)))
+    r = CliRunner().invoke(app, ["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(pred)])
+    assert r.exit_code == 1 and _one_error_line(r) == "error: pred.json record 0: unknown image_id 9223372036854775808 (not in gt.json)"
