@@ -19,26 +19,29 @@ from typing import List, Optional
 
 import typer
 
-from alignrank.config import ParamsError, load_params
+from alignrank.config import ParamsError, load_params, parse_overrides, parse_value
 from alignrank.errors import AlignRankError
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags shown as --x/--no-x (no <bool> column), [a,b] kept, rich not imported
     help="AlignRank: reproducible, distributed experiments for YOLO-AlignRank.",
 )
 
 _STATE = {"debug": False}
 
-ParamsOpt = typer.Option(None, "--params", "-p", help="params file (default: ./params.yaml)")
-SetOpt = typer.Option(None, "--set", "-s", help="override a param: dotted.key=value (repeatable)")
-SetFileOpt = typer.Option(None, "--set-file", help="YAML fragment of dotted keys to apply (repeatable)")
+ParamsOpt = typer.Option(None, "--params", "-p", metavar="FILE", help="params file (default: ./params.yaml)")
+SetOpt = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="override a param: dotted.key=value (repeatable)")
+SetFileOpt = typer.Option(None, "--set-file", metavar="FILE", help="YAML fragment of dotted keys to apply before --set (repeatable)")
+ListHelp = "comma-separated or [a,b]"
 
 
-def _params(path: Optional[Path], sets: Optional[List[str]], set_files: Optional[List[Path]] = None, extra: dict | None = None):
-    overrides = list(sets or [])
-    overrides += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in (extra or {}).items() if v is not None]
+def _params(path: Optional[Path], sets: Optional[List[str]], set_files: Optional[List[Path]], extra: dict | None = None):
+    """Params of ``path`` with ``--set-file`` fragments, then ``--set`` overrides, then the command's own options."""
+    overrides = parse_overrides(sets or [])
+    overrides.update({k: v for k, v in (extra or {}).items() if v is not None})  # typed values, validated as params
     params = load_params(path, overrides, set_files or ())
     from alignrank.env import setup_offline
 
@@ -46,6 +49,11 @@ def _params(path: Optional[Path], sets: Optional[List[str]], set_files: Optional
     # ultralytics/MLflow/Ray; not in the group callback, so `alignrank <cmd> --help` stays cheap
     setup_offline()
     return params
+
+
+def _list(text: Optional[str]):
+    """A list option's text as the params value: ``a,b`` and ``[a,b]`` are the same list (validated as params)."""
+    return None if text is None else parse_value(text)
 
 
 def _fail(e: BaseException, code: int) -> None:
@@ -102,9 +110,9 @@ def main(
 
 @app.command()
 @_guard
-def data(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt) -> None:
+def data(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
     """Build the dataset (synthetic default or COCO 2017 download) under data.root."""
-    p = _params(params, overrides)
+    p = _params(params, overrides, set_file)
     from alignrank.data.build import run_data
 
     _print_json(run_data(p))
@@ -128,9 +136,15 @@ def train(
 
 @app.command()
 @_guard
-def sweep(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
+def sweep(
+    variants: Optional[str] = typer.Option(None, metavar="LIST", help=f"variants to train, {ListHelp} (default: sweep.variants)"),
+    seeds: Optional[str] = typer.Option(None, metavar="LIST", help=f"seeds per variant, {ListHelp} (default: sweep.seeds)"),
+    params: Optional[Path] = ParamsOpt,
+    overrides: Optional[List[str]] = SetOpt,
+    set_file: Optional[List[Path]] = SetFileOpt,
+) -> None:
     """Train every (variant, seed) of sweep.* on Ray (local or ray.address), cached and resumable."""
-    p = _params(params, overrides, set_file)
+    p = _params(params, overrides, set_file, {"sweep.variants": _list(variants), "sweep.seeds": _list(seeds)})
     from alignrank.runs.sweep import run_sweep
 
     summary = run_sweep(p)
@@ -141,9 +155,9 @@ def sweep(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = S
 
 @app.command()
 @_guard
-def sync(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt) -> None:
+def sync(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
     """Replay tracking records spooled while the MLflow server was unreachable (safe to repeat)."""
-    p = _params(params, overrides)
+    p = _params(params, overrides, set_file)
     from alignrank.tracking.sync import run_sync
 
     summary = run_sync(p)
@@ -170,17 +184,18 @@ def tune(
 @app.command()
 @_guard
 def evaluate(
-    gt: Optional[Path] = typer.Option(None, help="COCO instances JSON (with --pred: evaluate files only)"),
-    pred: Optional[Path] = typer.Option(None, help="COCO results JSON of predictions"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the metrics here"),
-    candidates: Optional[Path] = typer.Option(None, help="pre-NMS candidates (.npz or COCO results JSON) for rank/NMS-free metrics"),
+    gt: Optional[Path] = typer.Option(None, metavar="FILE", help="COCO instances JSON (with --pred: evaluate files only)"),
+    pred: Optional[Path] = typer.Option(None, metavar="FILE", help="COCO results JSON of predictions"),
+    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="write the metrics here"),
+    candidates: Optional[Path] = typer.Option(None, metavar="FILE", help="pre-NMS candidates (.npz or COCO results JSON) for rank/NMS-free metrics"),
     params: Optional[Path] = ParamsOpt,
     overrides: Optional[List[str]] = SetOpt,
+    set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
     """COCO metrics (pycocotools) + rank consistency, calibration, error breakdown, NMS-free AP."""
-    p = _params(params, overrides)
     if (gt is None) != (pred is None):
         raise ParamsError("evaluate: give both --gt and --pred, or neither (evaluate the sweep's runs)")
+    p = _params(params, overrides, set_file)
     if gt is not None:
         from alignrank.eval.files import evaluate_files
 
@@ -194,19 +209,19 @@ def evaluate(
 @app.command()
 @_guard
 def profile(
-    variants: Optional[str] = typer.Option(None, help="comma-separated variants (default: profile.variants)"),
+    variants: Optional[str] = typer.Option(None, metavar="LIST", help=f"variants profiled, {ListHelp} (default: profile.variants)"),
     scale: Optional[str] = typer.Option(None, help="model scale (default: profile.scale)"),
     imgsz: Optional[int] = typer.Option(None, help="input side (default: profile.imgsz)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="write the figures here"),
+    onnx: Optional[bool] = typer.Option(None, "--onnx/--no-onnx", help="also time ONNX Runtime (default: profile.onnx)", show_default=False),
+    json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="write the figures here"),
     loss: bool = typer.Option(False, "--loss", help="benchmark the loss (baseline vs RCQ) instead"),
     params: Optional[Path] = ParamsOpt,
     overrides: Optional[List[str]] = SetOpt,
+    set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
     """Params, GFLOPs (custom ops counted), latency (eager, ONNX Runtime, CUDA) and ratios to baseline."""
-    extra = {"profile.scale": scale, "profile.imgsz": imgsz}
-    if variants:
-        extra["profile.variants"] = [v.strip() for v in variants.split(",") if v.strip()]
-    p = _params(params, overrides, None, extra)
+    extra = {"profile.variants": _list(variants), "profile.scale": scale, "profile.imgsz": imgsz, "profile.onnx": onnx}
+    p = _params(params, overrides, set_file, extra)
     if loss:
         from alignrank.profile.loss_bench import run_loss_benchmark
 
@@ -219,9 +234,9 @@ def profile(
 
 @app.command()
 @_guard
-def report(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt) -> None:
+def report(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
     """Result tables (md/csv/tex) and plots under report.out_dir from the evaluated runs."""
-    p = _params(params, overrides)
+    p = _params(params, overrides, set_file)
     from alignrank.report.results import run_report
 
     _print_json(run_report(p))

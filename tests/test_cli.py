@@ -62,3 +62,83 @@ def test_console_script_no_traceback_and_debug_shows_it(tmp_path):
     r = subprocess.run([*exe, "--debug", "sweep", "--params", str(REPO / "params.yaml"), "--set", "train.epochs=-1"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def _click_commands():
+    import typer.main
+
+    return typer.main.get_command(app).commands
+
+
+def test_every_command_with_set_takes_set_file_and_params():
+    for name, cmd in _click_commands().items():
+        opts = {o for p in cmd.params for o in p.opts}
+        if "--set" in opts:
+            assert {"--set-file", "--params"} <= opts, name
+
+
+def test_no_cli_parameter_is_named_after_a_builtin():
+    import builtins
+
+    for name, cmd in _click_commands().items():
+        assert not [p.name for p in cmd.params if hasattr(builtins, p.name)], name
+
+
+def test_boolean_options_are_flags_and_params_backed_ones_have_a_no_form():
+    import click
+
+    for name, cmd in _click_commands().items():
+        for p in cmd.params:
+            if isinstance(p, click.Option) and isinstance(p.type, click.types.BoolParamType):
+                assert p.is_flag, (name, p.name)
+                if p.default is None:  # None = "take it from params.yaml": --x/--no-x sets either way
+                    assert p.secondary_opts == [f"--no-{p.opts[0][2:]}"], (name, p.opts)
+    out = runner.invoke(app, ["profile", "--help"]).output
+    assert "--onnx / --no-onnx " in out and "bool" not in out
+
+
+def _captured(monkeypatch, target: str, args: list[str]):
+    """Params a command would run with: ``target`` ('module:function') is replaced by a recorder."""
+    module, fn = target.split(":")
+    seen = []
+    monkeypatch.setattr(f"{module}.{fn}", lambda p, **kw: seen.append(p) or {})
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    return seen[0]
+
+
+def test_one_list_syntax_everywhere(monkeypatch):
+    for args in (["--variants", "baseline,rcq"], ["--variants", "[baseline, rcq]"], ["--variants", "baseline, rcq"],
+                 ["--set", "profile.variants=[baseline,rcq]"], ["--set", "profile.variants=baseline,rcq"]):
+        p = _captured(monkeypatch, "alignrank.profile.compare:run_profile", ["profile", *args])
+        assert p.profile.variants == ("baseline", "rcq"), args
+    for args in (["--variants", "full", "--seeds", "3,4"], ["--set", "sweep.variants=[full]", "--set", "sweep.seeds=[3, 4]"],
+                 ["--set", "sweep.variants=full", "--set", "sweep.seeds=3,4"]):
+        p = _captured(monkeypatch, "alignrank.runs.sweep:run_sweep", ["sweep", *args])
+        assert (p.sweep.variants, p.sweep.seeds) == (("full",), (3, 4)), args
+
+
+def test_onnx_flag_overrides_params(monkeypatch):
+    run = "alignrank.profile.compare:run_profile"
+    assert _captured(monkeypatch, run, ["profile"]).profile.onnx is True
+    assert _captured(monkeypatch, run, ["profile", "--no-onnx"]).profile.onnx is False
+    assert _captured(monkeypatch, run, ["profile", "--set", "profile.onnx=false", "--onnx"]).profile.onnx is True
+
+
+def test_set_file_then_set_then_options(monkeypatch, tmp_path):
+    frag = tmp_path / "frag.yaml"
+    frag.write_text("report.ci: 0.9\ntrain.seed: 5\ntrain.epochs: 2\n")
+    p = _captured(monkeypatch, "alignrank.report.results:run_report", ["report", "--set-file", str(frag)])
+    assert p.report.ci == 0.9
+    p = _captured(monkeypatch, "alignrank.runs.run:run_single",
+                  ["train", "--set-file", str(frag), "--set", "train.seed=6", "--seed", "7", "--set", "train.lr0=1e-3"])
+    assert (p.train.seed, p.train.epochs, p.train.lr0) == (7, 2, 0.001)
+
+
+def test_did_you_mean_for_unknown_variants_and_keys():
+    r = runner.invoke(app, ["train", "--variant", "ful"])
+    assert r.exit_code == 2 and "got 'ful' (did you mean 'full'?)" in r.stderr
+    r = runner.invoke(app, ["profile", "--variants", "baseline,rcqq"])
+    assert r.exit_code == 2 and "profile.variants: must be one of" in r.stderr and "did you mean 'rcq'?" in r.stderr
+    r = runner.invoke(app, ["train", "--set", "train.epoch=3"])
+    assert r.exit_code == 2 and "unknown key 'train.epoch' (did you mean 'train.epochs'?" in r.stderr
