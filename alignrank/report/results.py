@@ -3,10 +3,11 @@
 Reads ``outputs/eval/summary.json`` and ``outputs/eval/runs/`` (written by the evaluate stage) and,
 when present, ``outputs/profile/profile.json``; writes under ``report.out_dir`` (default ``results/``):
 
-* ``tables/``: ``table1_main``, ``table2_ablation``, ``table_paired``, ``table_paper`` as ``.md``, ``.csv``,
-  ``.tex``, and all of them in ``tables/report.md``;
-* ``metrics.json`` (DVC metrics): per variant, the mean over seeds of every number (AP-type numbers
-  in %, as in the tables), plus ``n_seeds``;
+* ``tables/``: ``table1_main``, ``table2_ablation``, ``table_paired``, ``table_power``, ``table_paper`` as
+  ``.md``, ``.csv``, ``.tex``, and all of them in ``tables/report.md``;
+* ``headline.json`` (the DVC metric): AP per variant and its paired difference to the baseline;
+* ``metrics.json`` (for machines): every number in the tables' units, with a ``units`` field
+  (see :mod:`alignrank.report.summary`);
 * ``figures/*.png``: AP per variant with seed spread, score-vs-IoU scatter, reliability diagrams,
   training curves;
 * ``plots/`` (DVC plots data): ``ap_per_seed.csv``, ``training_curves.csv`` (epoch x every registered
@@ -20,7 +21,6 @@ Examples:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Mapping
 
@@ -30,7 +30,9 @@ from alignrank.config.schema import Params
 from alignrank.errors import DataError
 from alignrank.io import atomic_write_json, atomic_write_text, project_root, read_json, resolve_path
 from alignrank.report import plots
-from alignrank.report.tables import PERCENT, ablation_table, main_table, paired_table, paper_table
+from alignrank.report.paired import paired_rows, paired_table, power_rows, power_table
+from alignrank.report.summary import headline, metrics_json
+from alignrank.report.tables import ablation_table, main_table, paper_table
 from alignrank.variants import VARIANTS
 
 PROFILE_JSON = Path("outputs") / "profile" / "profile.json"
@@ -55,16 +57,35 @@ def load_eval(eval_dir: Path, variants, seeds) -> tuple[dict, dict, dict]:
     return runs, read_json(eval_dir / "runs" / "index.json") or {}, mirrors
 
 
-def _variant_means(runs: Mapping) -> dict:
-    out = {}
-    for v, seeds in runs.items():
-        keys = sorted({k for m in seeds.values() for k, x in m.items() if x is None or isinstance(x, (int, float))})
-        means = {}
-        for k in keys:
-            vals = [m[k] for m in seeds.values() if isinstance(m.get(k), (int, float)) and math.isfinite(m[k])]  # None = n/a
-            means[k] = float(np.mean(vals)) if vals else None
-        out[v] = {**means, "n_seeds": len(seeds)}
-    return out
+def load_records(mirrors: Mapping) -> tuple[dict, list[str]]:
+    """``({variant: {seed: ImageRecords}}, [runs without records])`` from the mirrors' ``per_image.npz``."""
+    from alignrank.eval.per_image import RECORDS_FILE, ImageRecords
+
+    records: dict = {}
+    missing = []
+    for v, seeds in mirrors.items():
+        for s, d in sorted(seeds.items()):
+            f = Path(d) / RECORDS_FILE
+            if f.is_file():
+                records.setdefault(v, {})[s] = ImageRecords.load_npz(f)
+            else:
+                missing.append(f"{v} seed {s}")
+    return records, missing
+
+
+def _image_bootstrap(params: Params, mirrors: Mapping) -> tuple[dict | None, str | None]:
+    """The per-image bootstrap of every shown run, or None and why not."""
+    from alignrank.report.bootstrap import image_bootstrap
+
+    if params.report.bootstrap <= 0:
+        return None, "report.bootstrap is 0"
+    records, missing = load_records(mirrors)
+    if missing:
+        return None, f"no per-image records for {', '.join(missing)}; re-run `alignrank evaluate`"
+    try:
+        return image_bootstrap(records, n_resamples=params.report.bootstrap, ci=params.report.ci), None
+    except ValueError as e:
+        return None, str(e)
 
 
 def _csv(path: Path, header: list[str], rows) -> None:
@@ -75,7 +96,7 @@ def _csv(path: Path, header: list[str], rows) -> None:
 def _plot_data_and_figures(runs: Mapping, mirrors: Mapping, out: Path) -> list[str]:
     figs, pdir = out / "figures", out / "plots"
     made = []
-    ap = {v: {s: 100 * m["AP"] for s, m in seeds.items() if isinstance(m.get("AP"), (int, float))}
+    ap = {v: {s: 100 * m["AP"] for s, m in seeds.items() if isinstance(m.get("AP"), (int, float))}  # AP in %
           for v, seeds in runs.items()}
     _csv(pdir / "ap_per_seed.csv", ["variant", "seed", "AP"],
          [(v, s, f"{a:.4f}") for v, d in ap.items() for s, a in sorted(d.items())])
@@ -138,23 +159,27 @@ def run_report(params: Params) -> dict:
     shown = [v for v in variants if v in runs]
     profile = read_json(root / PROFILE_JSON)
     trained = next((r.get("meta") for r in index.get("runs", []) if r.get("meta")), {}) or {}
+    rp = params.report
+    image, why = _image_bootstrap(params, {v: mirrors.get(v, {}) for v in shown})
+    paired = paired_rows(runs, shown, ci=rp.ci, min_seeds=rp.min_seeds, image=(image or {}).get("paired"))
+    power = power_rows(runs, shown, ci=rp.ci, power=rp.power, delta=rp.power_delta, image=image)
     tables = [
         ("table1_main", main_table(runs, shown, profile)),
         ("table2_ablation", ablation_table(runs, shown)),
-        ("table_paired", paired_table(runs, shown, n_resamples=params.report.bootstrap, ci=params.report.ci,
-                                      min_seeds=params.report.min_seeds)),
+        ("table_paired", paired_table(runs, shown, ci=rp.ci, min_seeds=rp.min_seeds, image=image, image_missing=why)),
+        ("table_power", power_table(runs, shown, ci=rp.ci, power=rp.power, delta=rp.power_delta, image=image)),
         ("table_paper", paper_table(runs, profile, index.get("data"), trained)),
     ]
     if "baseline" not in runs:
-        tables[2][1].notes.append("No baseline run evaluated: no paired differences.")
+        for t in (tables[2][1], tables[3][1]):
+            t.notes.append("No baseline run evaluated: no paired differences.")
     for name, t in tables:
         atomic_write_text(out / "tables" / f"{name}.md", t.markdown())
         atomic_write_text(out / "tables" / f"{name}.csv", t.csv())
         atomic_write_text(out / "tables" / f"{name}.tex", t.latex())
     atomic_write_text(out / "tables" / "report.md", "# AlignRank results\n\n" + "\n".join(t.markdown() for _, t in tables))
-    means = _variant_means(runs)
-    atomic_write_json(out / "metrics.json", {v: {k: (x * 100 if k in PERCENT and isinstance(x, float) else x)
-                                                 for k, x in m.items()} for v, m in means.items()})
+    atomic_write_json(out / "metrics.json", metrics_json(runs, paired, power, image, ci=rp.ci, min_seeds=rp.min_seeds))
+    atomic_write_json(out / "headline.json", headline(runs, shown, paired, ci=rp.ci))
     figures = _plot_data_and_figures({v: runs[v] for v in shown}, {v: mirrors.get(v, {}) for v in shown}, out)
     return {"out_dir": str(out), "variants": shown, "runs": sum(len(s) for s in runs.values()),
             "tables": [f"tables/{n}.md" for n, _ in tables], "figures": figures, "profile": profile is not None}

@@ -2,9 +2,10 @@
 
 * Table 1 (main results): AP, AP50, AP75, APs, APm, APl (%), params, GFLOPs, latency per variant;
 * Table 2 (ablation): Kendall tau, Spearman rho, top-1 miss rate / IoU gap, ECE, NMS-free AP;
-* paired differences to ``baseline`` per metric: mean, bootstrap CI, n seeds, "significant" when
-  the CI excludes 0;
-* the paper's published numbers beside ours, labelled comparable or not.
+* the paper's published numbers beside ours: per row what is compared (AP difference, params/GFLOPs
+  ratio), whether the setting makes absolute values comparable and whether the direction agrees.
+
+The paired-difference and power tables are in :mod:`alignrank.report.paired`.
 
 Each table is a :class:`Table` (formatted cells for markdown/LaTeX, raw numbers for CSV).
 
@@ -25,11 +26,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from alignrank.report.bootstrap import paired_bootstrap
+from alignrank.report.units import is_percent
 
 MAIN_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 ABLATION_METRICS = ("kendall_tau", "spearman_rho", "top1_miss_rate", "top1_iou_gap", "ece", "nms_free_AP")
-PERCENT = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR100", "nms_free_AP", "nms_free_AP50", "tide_AP50"}
 LABELS = {"kendall_tau": "Kendall τ", "spearman_rho": "Spearman ρ", "top1_miss_rate": "top-1 miss",
           "top1_iou_gap": "top-1 IoU gap", "ece": "ECE", "nms_free_AP": "NMS-free AP"}
 LOWER_IS_BETTER = {"ece", "top1_miss_rate", "top1_iou_gap"}
@@ -83,12 +83,13 @@ class Table:
         return "\n".join(lines)
 
 
-def _vals(runs: Mapping, variant: str, metric: str) -> dict[int, float]:
+def seed_values(runs: Mapping, variant: str, metric: str) -> dict[int, float]:
+    """``{seed: value}`` of one metric of one variant in report units (AP-like x100), finite values only."""
     out = {}
     for seed, m in (runs.get(variant) or {}).items():
         v = (m or {}).get(metric)
         if isinstance(v, (int, float)) and v is not None and math.isfinite(v):
-            out[seed] = float(v) * (100.0 if metric in PERCENT else 1.0)
+            out[seed] = float(v) * (100.0 if is_percent(metric) else 1.0)
     return out
 
 
@@ -107,8 +108,9 @@ def fmt_ms(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
 
 
-def _digits(metric: str) -> int:
-    return 2 if metric in PERCENT else 3
+def digits(metric: str) -> int:
+    """Decimals shown: 2 for percentages, 3 otherwise."""
+    return 2 if is_percent(metric) else 3
 
 
 def profile_settings(profile: Mapping | None) -> dict:
@@ -146,7 +148,7 @@ def main_table(runs: Mapping, variants: Sequence[str], profile: Mapping | None) 
         n = len(runs.get(v) or {})
         cells, nums = [v, str(n)], [v, n]
         for m in MAIN_METRICS:
-            mu, sd, _ = mean_std(_vals(runs, v, m).values())
+            mu, sd, _ = mean_std(seed_values(runs, v, m).values())
             cells.append(fmt_ms(mu, sd, 2)), nums.extend([mu, sd])
         pc, pn = _profile_cells(profile, v)
         rows.append(cells + pc), csv_rows.append(nums + pn)
@@ -164,49 +166,20 @@ def main_table(runs: Mapping, variants: Sequence[str], profile: Mapping | None) 
 def ablation_table(runs: Mapping, variants: Sequence[str]) -> Table:
     """Table 2: per variant, mean ± std of the rank-consistency, calibration and NMS-free metrics."""
     metrics = list(ABLATION_METRICS) + ["AP"]
-    cols = ["Variant", "n"] + [LABELS.get(m, m) + (" (%)" if m in PERCENT else "") for m in metrics]
+    cols = ["Variant", "n"] + [LABELS.get(m, m) + (" (%)" if is_percent(m) else "") for m in metrics]
     csv_cols = ["variant", "n"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     rows, csv_rows = [], []
     for v in variants:
         n = len(runs.get(v) or {})
         cells, nums = [v, str(n)], [v, n]
         for m in metrics:
-            mu, sd, _ = mean_std(_vals(runs, v, m).values())
-            cells.append(fmt_ms(mu, sd, _digits(m))), nums.extend([mu, sd])
+            mu, sd, _ = mean_std(seed_values(runs, v, m).values())
+            cells.append(fmt_ms(mu, sd, digits(m))), nums.extend([mu, sd])
         rows.append(cells), csv_rows.append(nums)
     notes = ["τ/ρ: score vs IoU of the pre-NMS candidates of each ground truth (higher is better); top-1 miss/IoU gap "
              "and ECE: lower is better; NMS-free AP: top-k by score, no NMS."]
     return Table("ablation", "Table 2: rank consistency, calibration and NMS-free decoding", cols, rows, csv_cols, csv_rows,
                  notes)
-
-
-def paired_table(runs: Mapping, variants: Sequence[str], *, baseline: str = "baseline", n_resamples: int = 10000,
-                 ci: float = 0.95, min_seeds: int = 3) -> Table:
-    """Per variant and metric: paired difference to ``baseline`` over common seeds with a bootstrap CI."""
-    metrics = list(MAIN_METRICS[:3]) + list(ABLATION_METRICS)
-    cols = ["Variant", "Metric", "Δ vs baseline", f"{round(ci * 100)}% CI", "n seeds", "significant"]
-    csv_cols = ["variant", "metric", "delta_mean", "ci_lo", "ci_hi", "n", "significant"]
-    rows, csv_rows = [], []
-    base = {m: _vals(runs, baseline, m) for m in metrics}
-    for v in variants:
-        if v == baseline:
-            continue
-        for m in metrics:
-            mine = _vals(runs, v, m)
-            seeds = sorted(set(mine) & set(base[m]))
-            r = paired_bootstrap([mine[s] - base[m][s] for s in seeds], n_resamples=n_resamples, ci=ci,
-                                  min_n=min_seeds)
-            d = _digits(m)
-            sig = "yes" if r["significant"] else (f"n/a (n<{min_seeds})" if r["n"] < min_seeds else "no")
-            rows.append([v, LABELS.get(m, m) + (" (%)" if m in PERCENT else ""),
-                         "n/a" if not r["n"] else f"{r['mean']:+.{d}f}",
-                         "n/a" if not r["n"] else f"[{r['lo']:+.{d}f}, {r['hi']:+.{d}f}]", str(r["n"]), sig])
-            csv_rows.append([v, m, r["mean"], r["lo"], r["hi"], r["n"], r["significant"]])
-    notes = [f"Paired by seed (same seed, variant − {baseline}); percentile bootstrap over seeds, {n_resamples} resamples "
-             f"(seeded). 'yes' = the CI excludes 0. Lower is better for {', '.join(sorted(LOWER_IS_BETTER))}. "
-             "With few seeds (< 5) a bootstrap CI understates the uncertainty: read 'yes' as a hint, not proof."]
-    return Table("paired", f"Paired differences to {baseline} ({round(ci * 100)}% bootstrap CI)", cols, rows, csv_cols,
-                 csv_rows, notes)
 
 
 def _good(x: float | None) -> bool:
@@ -217,34 +190,61 @@ def _fmt2(x: float | None) -> str:
     return f"{x:.2f}" if _good(x) else "n/a"
 
 
+def _direction(paper: float, ours: float | None) -> str:
+    if not _good(ours):
+        return "n/a"
+    def sign(x: float) -> str:
+        return "larger" if x > 0 else ("smaller" if x < 0 else "equal")
+
+    return "same" if sign(paper) == sign(ours) else f"OPPOSITE (paper {sign(paper)}, ours {sign(ours)})"
+
+
 def paper_table(runs: Mapping, profile: Mapping | None, data: Mapping | None, trained: Mapping | None) -> Table:
-    """The paper's published numbers beside ours, with a comparability verdict per row."""
+    """The paper's published numbers beside ours; per row what is compared and whether it agrees.
+
+    AP is compared as the difference full − baseline, params and GFLOPs as the ratio full / baseline.
+    "setting" says whether absolute values are comparable (same data, scale, input size); "direction"
+    whether full moves the number the same way as in the paper.
+    """
     data, trained = data or {}, trained or {}
     ap_ok = (data.get("source") == "coco2017" and (data.get("counts") or {}).get("val", 0) >= 5000
              and trained.get("scale") == "s" and trained.get("imgsz") == 640)
     ps = profile_settings(profile)
     prof_ok = bool(profile) and ps.get("scale") == "s" and ps.get("imgsz") == 640 and ps.get("nc", 80) == 80
-    ours = {v: {"AP": mean_std(_vals(runs, v, "AP").values())[0]} for v in ("baseline", "full")}
+    ours = {v: {"AP": mean_std(seed_values(runs, v, "AP").values())[0]} for v in ("baseline", "full")}
     for v in ("baseline", "full"):
         _, (p_m, gf, _, _) = _profile_cells(profile, v)
         ours[v].update({"params_M": p_m, "gflops": gf})
-    cols = ["Metric", "Paper baseline", "Paper full", "Paper Δ", "Ours baseline", "Ours full", "Ours Δ", "Comparable"]
-    csv_cols = ["metric", "paper_baseline", "paper_full", "ours_baseline", "ours_full", "comparable"]
+    cols = ["Metric", "Paper baseline", "Paper full", "Ours baseline", "Ours full", "Compared", "Paper", "Ours",
+            "Setting comparable", "Direction"]
+    csv_cols = ["metric", "paper_baseline", "paper_full", "ours_baseline", "ours_full", "compared", "paper_value",
+                "ours_value", "setting_comparable", "direction"]
     rows, csv_rows = [], []
     for key, label, ok in (("AP", "AP (%)", ap_ok), ("params_M", "Params (M)", prof_ok), ("gflops", "GFLOPs", prof_ok)):
         pb, pf = PAPER["baseline"][key], PAPER["full"][key]
         ob, of = ours["baseline"].get(key), ours["full"].get(key)
-        delta = f"{of - ob:+.2f}" if _good(ob) and _good(of) else "n/a"
-        rows.append([label, f"{pb:.1f}", f"{pf:.1f}", f"{pf - pb:+.1f}", _fmt2(ob), _fmt2(of), delta, "yes" if ok else "NO"])
-        csv_rows.append([key, pb, pf, ob if _good(ob) else "", of if _good(of) else "", ok])
+        both = _good(ob) and _good(of)
+        if key == "AP":
+            what, pv, ov = "Δ full − baseline", pf - pb, (of - ob if both else None)
+            cells = [f"{pv:+.2f}", f"{ov:+.2f}" if _good(ov) else "n/a"]
+            direction = _direction(pv, ov)
+        else:
+            what, pv, ov = "ratio full / baseline", pf / pb, (of / ob if both and ob else None)
+            cells = [f"{pv:.3f}", f"{ov:.3f}" if _good(ov) else "n/a"]
+            direction = _direction(pv - 1, ov - 1 if _good(ov) else None)
+        rows.append([label, f"{pb:.1f}", f"{pf:.1f}", _fmt2(ob), _fmt2(of), what, *cells, "yes" if ok else "NO", direction])
+        csv_rows.append([key, pb, pf, ob if _good(ob) else "", of if _good(of) else "", what, pv,
+                         ov if _good(ov) else "", ok, direction])
     src = data.get("source") or "unknown"
     fp = (data.get("fingerprint") or "")[:12] or "n/a"
     notes = ["Paper: COCO val2017, YOLOv8-S, 640 px. "
              f"Ours: data source '{src}' (fingerprint {fp}, val images {(data.get('counts') or {}).get('val', 'n/a')}), "
-             f"trained scale '{trained.get('scale', 'n/a')}' at {trained.get('imgsz', 'n/a')} px."]
+             f"trained scale '{trained.get('scale', 'n/a')}' at {trained.get('imgsz', 'n/a')} px.",
+             "Compared: AP as the difference full − baseline, params/GFLOPs as the ratio full / baseline; "
+             "'Direction' says whether full changes the number the same way in both."]
     if not ap_ok:
         notes.append("NOT COMPARABLE: our AP is measured on different data/model/input size than the paper's; "
                      "only the direction of the differences can be compared.")
     if not prof_ok:
-        notes.append("Params/GFLOPs not comparable unless profiled at scale s, 640 px, 80 classes.")
+        notes.append("Params/GFLOPs: absolute values not comparable unless profiled at scale s, 640 px, 80 classes.")
     return Table("paper", "Published numbers (paper) beside ours", cols, rows, csv_cols, csv_rows, notes)
