@@ -73,3 +73,31 @@ def test_verify_zip_detects_truncation_bad_crc_and_missing_members(tmp_path):
         verify_zip(z, required=["val2017/1.jpg", "val2017/3.jpg"])
     with pytest.raises(CorruptArchive, match="2 '\\*.jpg' members, expected 5000"):
         verify_zip(z, expected_count=(".jpg", 5000))
+
+
+def test_zip_bomb_member_is_refused_before_anything_is_written(tmp_path):
+    from alignrank.data.archive import ArchiveBomb
+
+    z = _zip(tmp_path / "b.zip", {"x/good.txt": b"ok", "x/bomb.bin": bytes(3 << 20)}, zipfile.ZIP_DEFLATED)
+    assert z.stat().st_size < 10_000  # 3 MiB of zeros deflate ~1000x
+    for kw, why in (({"max_bytes": 2 << 20, "max_ratio": 10_000}, r"limit: 2097152 bytes"),  # size cap
+                    ({}, r"limit: 100x its compressed size, at least 1048576")):  # ratio cap (defaults)
+        with pytest.raises(ArchiveBomb, match=rf"member 'x/bomb.bin' inflates to 3145728 bytes from \d+ \({why}\)"):
+            safe_extract(z, tmp_path / "out", **kw)
+        assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))  # not even the good member
+    assert [p.name for p in safe_extract(z, tmp_path / "ok", max_ratio=10_000)] == ["good.txt", "bomb.bin"]
+
+
+def test_member_whose_header_understates_its_size_is_refused_and_leaves_nothing(tmp_path):
+    """Declared 1000 bytes, inflates to 3 MiB: the streamed bytes (or zipfile's CRC check at the declared size) stop it."""
+    z = _zip(tmp_path / "lie.zip", {"bomb.bin": bytes(3 << 20)}, zipfile.ZIP_DEFLATED)
+    data = bytearray(z.read_bytes())
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local header, central directory: uncompressed size
+        at = data.index(sig)
+        data[at + offset: at + offset + 4] = (1000).to_bytes(4, "little")
+    z.write_bytes(bytes(data))
+    with zipfile.ZipFile(z) as zf:
+        assert zf.getinfo("bomb.bin").file_size == 1000
+    with pytest.raises(DataError, match="member 'bomb.bin'"):
+        safe_extract(z, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
