@@ -14,7 +14,8 @@ For each run listed by :func:`alignrank.runs.sweep.list_runs` (``variant``, ``se
   ``runs/index.json``;
 * metrics (``eval/<name>``) and artifacts logged to the run's MLflow run (a tracking failure is
   reported in the summary, never loses the computed files);
-* ``outputs/eval/summary.json`` (DVC metrics): ``{variant: {seed<k>: {metric: value}}}``.
+* ``outputs/eval/summary.json`` (a DVC out; the report stage's ``results/headline.json`` is the DVC metric):
+  ``{variant: {seed<k>: {metric: value}}}``.
 
 Examples:
     >>> # from alignrank.config import load_params
