@@ -52,5 +52,7 @@ register_variant("baseline", head="detect", loss="v8", description="stock YOLOv8
 register_variant("csd", head="csd", loss="v8", description="CSD-Head with the stock YOLOv8 loss")
 register_variant("rcq", head="detect", loss="rcq", description="stock head with RCQ-Loss")
 register_variant("full", head="csd", loss="rcq", description="CSD-Head + RCQ-Loss")
+register_variant("baseline_slim", head="detect_slim", loss="v8",
+                 description="stock YOLOv8 with the slim class branch (control of csd with model.csd_light_cls)")
 register_variant("rcq_augment", head="detect", loss="rcq_augment", description="stock head, YOLOv8 BCE + L_list + L_rank")
 register_variant("full_augment", head="csd", loss="rcq_augment", description="CSD-Head, YOLOv8 BCE + L_list + L_rank")

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import Conv, DWConv
+from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.head import Detect
 from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
@@ -44,6 +44,7 @@ from alignrank.nn.bcdm import BCDM
 from alignrank.nn.deform import CrossScaleSampler
 from alignrank.nn.dynconv import DynConv2d, KernelRouter
 from alignrank.nn.registry import register_head
+from alignrank.nn.slim import slim_class_branch
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
@@ -82,8 +83,13 @@ class CSDDetect(Detect):
         kernels: ``M`` base kernels per dynamic conv (``model.dyn_kernels``).
         hidden: Hidden width of the quality MLP (``model.dyn_hidden``).
         width: Side-stream width ``c`` (``model.csd_width``; None/0 = ``max(16, ch[0] // 2)``).
-        light_cls: Make the class branch's middle 3x3 conv depthwise 3x3 + 1x1 (``model.csd_light_cls``),
-            as ultralytics' non-legacy head does: at scale s this frees ~2.2 GFLOPs that pay for the side stream.
+        light_cls: Make the class branch's middle 3x3 conv depthwise 3x3 + 1x1 (``model.csd_light_cls``; off by
+            default: the paper's head adds to the stock branches; compare with ``baseline_slim`` when on).
+        side_stream: Build the sampler, BCDM and re-entry (``model.csd_side_stream``); off = the stock branches
+            with dynamic prediction convs only (an ablation step).
+        bcdm_mode: Reading of eq. 2 (``model.bcdm_mode``): ``two_pass`` or ``one_pass`` (see :mod:`~alignrank.nn.bcdm`).
+        dyn_init: Base-kernel initialisation (``model.dyn_init``): ``shared`` or ``independent``
+            (see :mod:`~alignrank.nn.dynconv`).
 
     Examples:
         >>> head = CSDDetect(nc=4, ch=(16, 32, 64))
@@ -106,28 +112,32 @@ class CSDDetect(Detect):
         kernels: int = 4,
         hidden: int = 16,
         width: int | None = None,
-        light_cls: bool = True,
+        light_cls: bool = False,
+        side_stream: bool = True,
+        bcdm_mode: str = "two_pass",
+        dyn_init: str = "shared",
     ) -> None:
         if end2end:
             raise ValueError("CSDDetect: end2end (one-to-one) heads are not supported; YOLOv8 uses end2end=False")
         super().__init__(nc, reg_max, False, tuple(ch))
         c = width or max(16, ch[0] // 2)
-        self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range)
-        self.bcdm = BCDM(c, reduction=reduction, nl=self.nl)
-        self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1) for x in ch)
+        self.csd = self.bcdm = self.expand = None
+        if side_stream:
+            self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range)
+            self.bcdm = BCDM(c, reduction=reduction, nl=self.nl, mode=bcdm_mode)
+            self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1) for x in ch)
         self.router = nn.ModuleList(KernelRouter(x, hidden, kernels, outputs=2) for x in ch)
-        for branch in self.cv3 if light_cls else ():  # class branch middle layer: dense 3x3 -> dw 3x3 + 1x1
-            mid = branch[1]
-            if isinstance(mid, Conv) and mid.conv.kernel_size == (3, 3) and mid.conv.groups == 1:
-                c3 = mid.conv.out_channels
-                branch[1] = nn.Sequential(DWConv(c3, c3, 3), Conv(c3, c3, 1))
+        if light_cls:  # class branch middle layer: dense 3x3 -> dw 3x3 + 1x1 (as the baseline_slim control)
+            slim_class_branch(self.cv3)
         for branch in (*self.cv2, *self.cv3):  # prediction convs -> dynamic convs
             last = branch[-1]
-            branch[-1] = DynConv2d(last.in_channels, last.out_channels, 1, kernels=kernels)
+            branch[-1] = DynConv2d(last.in_channels, last.out_channels, 1, kernels=kernels, init=dyn_init)
         self.reset_parameters_after_init()
 
     def reset_parameters_after_init(self) -> None:
         """Zero the re-entry expansions (start = stock head function) and reset the offset pattern."""
+        if self.csd is None:
+            return
         for e in self.expand:
             nn.init.zeros_(e.weight)
             nn.init.zeros_(e.bias)
@@ -139,7 +149,9 @@ class CSDDetect(Detect):
         return s if len(s) == self.nl and min(s) > 0 else [8.0 * 2**i for i in range(self.nl)]
 
     def refine(self, x: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Eq. 1 + eq. 2 + re-entry: per level (B, C_l, H_l, W_l) -> same shapes."""
+        """Eq. 1 + eq. 2 + re-entry: per level (B, C_l, H_l, W_l) -> same shapes (``x`` itself without side stream)."""
+        if self.csd is None:
+            return list(x)
         u = self.csd(x, self.level_strides())  # per level (B, c, H, W)
         v = self.bcdm(u)  # per level (B, cb, H, W)
         return [xi + e(vi) for xi, e, vi in zip(x, self.expand, v)]  # per level (B, C_l, H, W)
@@ -176,7 +188,7 @@ def build_csd(detect: Detect, params) -> CSDDetect:
     Args:
         detect: The stock ``Detect`` built from the YOLOv8 YAML.
         params: ``ModelParams`` (``csd_points``, ``csd_offset_range``, ``bcdm_reduction``, ``dyn_kernels``,
-            ``dyn_hidden``, ``csd_width``, ``csd_light_cls``).
+            ``dyn_hidden``, ``csd_width``, ``csd_light_cls``, ``csd_side_stream``, ``bcdm_mode``, ``dyn_init``).
 
     Returns:
         The new head (strides copied; ``AlignRankModel`` recomputes them and calls ``bias_init``).
@@ -195,6 +207,9 @@ def build_csd(detect: Detect, params) -> CSDDetect:
         hidden=params.dyn_hidden,
         width=params.csd_width or None,
         light_cls=params.csd_light_cls,
+        side_stream=params.csd_side_stream,
+        bcdm_mode=params.bcdm_mode,
+        dyn_init=params.dyn_init,
     )
     stock, mine = type(detect.cv3[0][0]).__name__, type(head.cv3[0][0]).__name__
     if stock != mine:  # Detect.legacy is a class flag set by parse_model; both heads must read the same one

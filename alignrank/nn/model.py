@@ -26,9 +26,10 @@ from alignrank.variants import get_variant
 
 
 def _load_plugins() -> None:
-    """Import the modules that register the non-stock head (``csd``) and loss (``rcq``)."""
+    """Import the modules that register the non-stock heads (``csd``, ``detect_slim``) and loss (``rcq``)."""
     import alignrank.loss.criterion  # noqa: F401
     import alignrank.nn.csd_head  # noqa: F401
+    import alignrank.nn.slim  # noqa: F401
 
 
 class AlignRankModel(DetectionModel):

@@ -1,11 +1,11 @@
-"""BCDM (eq. 2): shapes at odd sizes, which neighbours each level reads, gates in (0, 1), up/down alignment."""
+"""BCDM (eq. 2): shapes at odd sizes, which levels each level reads, order of the two passes, gates, up/down alignment."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from alignrank.nn.bcdm import BCDM, Phi
+from alignrank.nn.bcdm import BCDM, BCDM_MODES, Phi
 
 SIZES = ((13, 10), (7, 5), (4, 3))
 
@@ -15,19 +15,23 @@ def _levels(c=8, b=2, seed=0):
     return [torch.randn(b, c, h, w, generator=g, dtype=torch.float64) for h, w in SIZES]
 
 
-def test_shapes_and_paths():
-    m = BCDM(c=8, reduction=2, nl=3).double().eval()
-    assert m.cb == 4 and m.npaths == [2, 3, 2]
+@pytest.mark.parametrize("mode", BCDM_MODES)
+def test_shapes_and_paths(mode):
+    m = BCDM(c=8, reduction=2, nl=3, mode=mode).double().eval()
+    assert m.cb == 4 and m.npaths == ([2, 3, 2] if mode == "one_pass" else [2, 2, 1])
     out = m(_levels())
     assert [tuple(o.shape) for o in out] == [(2, 4, h, w) for h, w in SIZES]
 
 
-def test_each_level_reads_only_its_neighbours():
-    """Level 0 reads levels 0-1, level 2 reads levels 1-2; level 1 reads all three."""
-    m = BCDM(c=8, reduction=2, nl=3).double().eval()
+@pytest.mark.parametrize("mode,reads", [
+    ("one_pass", ((0, {0, 1}), (1, {0, 1, 2}), (2, {1, 2}))),  # each level reads its neighbours' inputs
+    ("two_pass", ((0, {0, 1, 2}), (1, {0, 1, 2}), (2, {0, 1, 2}))),  # recursion: every level reaches every level
+])
+def test_which_input_levels_reach_each_output(mode, reads):
+    m = BCDM(c=8, reduction=2, nl=3, mode=mode).double().eval()
     y = _levels()
     base = m(y)
-    for src, readers in ((0, {0, 1}), (1, {0, 1, 2}), (2, {1, 2})):
+    for src, readers in reads:
         y2 = [t.clone() for t in y]
         y2[src] += 1.0
         out = m(y2)
@@ -36,9 +40,9 @@ def test_each_level_reads_only_its_neighbours():
 
 
 @pytest.mark.parametrize("logit,scale", [(30.0, 1.0), (-30.0, 0.0)])
-def test_output_is_gated_sum_of_paths(logit, scale):
+def test_one_pass_output_is_gated_sum_of_paths(logit, scale):
     """Gates open (sigmoid -> 1): y~ = sum of the paths; gates shut (-> 0): y~ = 0."""
-    m = BCDM(c=8, reduction=2, nl=3).double().eval()
+    m = BCDM(c=8, reduction=2, nl=3, mode="one_pass").double().eval()
     with torch.no_grad():
         for g in m.gate:
             g.weight.zero_()
@@ -73,9 +77,55 @@ def test_bottom_up_downsamples_to_coarse_size():
         assert phi(torch.randn(1, 8, h, w), (hc, wc)).shape[2:] == (hc, wc)
 
 
-def test_gradients_reach_gates_and_all_paths():
-    m = BCDM(c=8, reduction=2, nl=3).double()
+def _open_gates(m: BCDM, logit: float = 30.0) -> None:
+    with torch.no_grad():
+        for g in (*m.gate, *getattr(m, "gate_up", ())):
+            if isinstance(g, torch.nn.Conv2d):
+                g.weight.zero_()
+                g.bias.fill_(logit)
+
+
+def test_two_pass_order_top_down_then_bottom_up():
+    """Spy on the neighbour paths: top-down calls run coarse-to-fine, each reading the top-down result of the
+    level above; then bottom-up calls run fine-to-coarse, each reading the FINISHED output of the level below."""
+    m = BCDM(c=8, reduction=2, nl=3, mode="two_pass").double().eval()
+    _open_gates(m)
+    calls = []
+    for name, mods in (("down", m.top_down), ("up", m.bottom_up), ("self", m.self_path)):
+        for i, mod in enumerate(mods):
+            if isinstance(mod, Phi):
+                mod.register_forward_hook(lambda mod, inp, out, n=name, i=i: calls.append((n, i, inp[0], out)))
+    y = _levels()
+    out = m(y)
+    order = [(n, i) for n, i, _, _ in calls]
+    assert order == [("self", 2), ("self", 1), ("down", 1), ("self", 0), ("down", 0), ("up", 1), ("up", 2)]
+    seen = {(n, i): (inp, o) for n, i, inp, o in calls}
+    td2 = seen[("self", 2)][1]  # gates open: t_2 = phi_self(y_2)
+    td1 = seen[("self", 1)][1] + seen[("down", 1)][1]  # t_1 = phi_self(y_1) + phi_down(Up(t_2))
+    torch.testing.assert_close(seen[("down", 1)][0], td2)  # top-down reads the top-down result above
+    torch.testing.assert_close(seen[("down", 0)][0], td1)
+    torch.testing.assert_close(seen[("up", 1)][0], out[0])  # bottom-up reads the finished level below
+    torch.testing.assert_close(seen[("up", 2)][0], out[1])
+    torch.testing.assert_close(out[1], td1 + seen[("up", 1)][1])  # y~_1 = t_1 + phi_up(Down(y~_0))
+    torch.testing.assert_close(out[0], seen[("self", 0)][1] + seen[("down", 0)][1])  # finest: no bottom-up
+
+
+def test_two_pass_gates_shut_give_zero():
+    m = BCDM(c=8, reduction=2, nl=3, mode="two_pass").double().eval()
+    _open_gates(m, logit=-30.0)
+    for o in m(_levels()):
+        assert o.abs().max() < 1e-9
+
+
+@pytest.mark.parametrize("mode", BCDM_MODES)
+def test_gradients_reach_gates_and_all_paths(mode):
+    m = BCDM(c=8, reduction=2, nl=3, mode=mode).double()
     sum(o.square().sum() for o in m(_levels())).backward()
     for name, p in m.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+def test_unknown_mode_refused():
+    with pytest.raises(ValueError, match="two_pass"):
+        BCDM(c=8, mode="three_pass")

@@ -59,9 +59,11 @@ def test_forward_backward_every_variant(variant, scale):
 
 
 def _randomize_side_stream(head: CSDDetect, seed: int = 0) -> None:
-    """Simulate a trained head: non-zero re-entry, offset/weight predictors and random BN statistics."""
+    """Simulate a trained head: non-zero re-entry, offset/weight predictors, distinct base kernels, random BN statistics."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
+        for branch in (*head.cv2, *head.cv3):  # shared init makes the M kernels equal; training separates them
+            branch[-1].weight.add_(torch.randn(branch[-1].weight.shape, generator=g) * 0.02)
         for e in head.expand:
             e.weight.copy_(torch.randn(e.weight.shape, generator=g) * 0.05)
         for p in head.csd.pred:
@@ -174,9 +176,12 @@ def test_builder_reads_model_params():
     assert all(isinstance(b[-1], DynConv2d) and b[-1].weight.shape[1] == 3 for b in (*head.cv2, *head.cv3))
     assert head.router[0].fc1.out_features == 5
     assert isinstance(head.cv3[0][1], Conv) and head.cv3[0][1].conv.kernel_size == (3, 3)  # dense: not light
-    light = _head(build_model("csd", scale="n", nc=NC))
+    default = _head(build_model("csd", scale="n", nc=NC))
+    assert isinstance(default.cv3[0][1], Conv) and default.cv3[0][1].conv.kernel_size == (3, 3)  # additive by default
+    assert default.csd.c == 32  # auto width: P3 channels (64 at n) / 2
+    assert default.bcdm.mode == "two_pass" and default.cv3[0][-1].init == "shared"
+    light = _head(build_model("csd", scale="n", nc=NC, model_params=build(ModelParams, {"csd_light_cls": True}, "model")))
     assert isinstance(light.cv3[0][1][0], DWConv) and light.cv3[0][1][1].conv.kernel_size == (1, 1)
-    assert light.csd.c == 32  # auto width: P3 channels (64 at n) / 2
 
 
 def test_bias_init_on_every_base_kernel():
