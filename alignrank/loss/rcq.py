@@ -5,14 +5,19 @@ class, ``quality`` (N,) in [0, 1] (detached), ``groups`` (N,) int64 id of the gr
 positive is assigned to (unique across the batch, any integers). All math runs in float32, so the
 terms are finite under fp16/bf16 autocast; an empty batch (N = 0) gives 0 still attached to the graph.
 
-* :func:`listwise_loss` — mean over groups with >= 2 members of KL(softmax(q/T) || softmax(s/T)),
-  with segment ops (scatter-amax, index_add): O(N) memory, no padding.
+* :func:`listwise_loss` — mean over groups with >= 2 members of KL(softmax(u/T) || softmax(s/T)),
+  with segment ops (scatter-amax, index_add): O(N) memory, no padding. ``scale`` picks u
+  (:data:`LIST_SCALES`): ``literal`` u = q, the paper's form, which compares logits with qualities in
+  [0, 1] (its minimisers are s = q + c: logit gaps equal to quality gaps, so sigmoid(s) cannot reach q
+  when it is combined with L_cal); ``logit`` u = logit(q), the same-scale form (minimisers
+  s = logit(q) + c, which include L_cal's optimum sigmoid(s) = q).
 * :func:`pairwise_rank_loss` — mean over groups with >= 1 pair of
   (1/|P_g|) sum_{q_i > q_j + eps} (q_i - q_j) * max(0, m - (sigmoid(s_i) - sigmoid(s_j))), on a padded
   (G, Kmax, Kmax) layout; groups are sorted by size and processed in chunks of at most ``pair_budget``
   pair elements (a Python loop over chunks, never over groups or positives).
 * :func:`calibration_loss` — L_cal, the quality-focal BCE over all anchors x classes with target q^alpha0
-  at each positive's class and 0 elsewhere, weight |sigmoid(s) - t|^gamma, divided by max(sum t, 1).
+  at each positive's class and 0 elsewhere, weight |sigmoid(s) - t|^gamma, divided by max(sum t, 1) or a
+  given normaliser (the criterion's ``loss.cal_norm``).
   One fused autograd function: a dense t = 0 pass plus a sparse correction at the positives.
 
 Examples:
@@ -46,24 +51,54 @@ def _segment_log_softmax(x: torch.Tensor, inv: torch.Tensor, num: int) -> torch.
     return x - lse[inv]  # (N,)
 
 
+LOGIT_EPS = 1e-4  # ``logit`` list scale: q is clamped to [eps, 1 - eps] (logit(0) = -inf)
+
+
+def _literal(quality: torch.Tensor) -> torch.Tensor:
+    """The paper's list target scale: u = q."""
+    return quality
+
+
+def _logit(quality: torch.Tensor) -> torch.Tensor:
+    """The logits' scale: u = logit(q), q clamped to [LOGIT_EPS, 1 - LOGIT_EPS]."""
+    return torch.logit(quality, eps=LOGIT_EPS)
+
+
+LIST_SCALES = {"literal": _literal, "logit": _logit}  # loss.list_scale -> u(q) of the target softmax
+
+
 def listwise_loss(
-    logits: torch.Tensor, quality: torch.Tensor, groups: torch.Tensor, temperature: float
+    logits: torch.Tensor,
+    quality: torch.Tensor,
+    groups: torch.Tensor,
+    temperature: float,
+    *,
+    scale: str = "literal",
 ) -> torch.Tensor:
-    """L_list: mean over groups with >= 2 positives of KL(softmax(q_g / T) || softmax(s_g / T)).
+    """L_list: mean over groups with >= 2 positives of KL(softmax(u(q_g) / T) || softmax(s_g / T)).
 
     Args:
         logits: (N,) logits s of the positives for their assigned class.
         quality: (N,) qualities q in [0, 1] (treated as constants).
         groups: (N,) int64 GT id of each positive.
         temperature: Softmax temperature T > 0.
+        scale: u(q) in :data:`LIST_SCALES`: ``literal`` (u = q, the paper) or ``logit`` (u = logit(q)).
 
     Returns:
         Scalar float32 loss (0 when no group has two positives).
+
+    Examples:
+        >>> import torch
+        >>> q = torch.tensor([0.9, 0.5, 0.1]); g = torch.zeros(3, dtype=torch.long)
+        >>> float(listwise_loss(torch.logit(q), q, g, 0.5, scale="logit")) < 1e-6  # sigmoid(s) = q: zero
+        True
+        >>> float(listwise_loss(torch.logit(q), q, g, 0.5)) > 0.1  # the literal form moves it away
+        True
     """
     s = logits.float().reshape(-1) / temperature  # (N,)
     if s.numel() == 0:
         return s.sum()
-    q = quality.detach().float().reshape(-1) / temperature  # (N,)
+    q = LIST_SCALES[scale](quality.detach().float().reshape(-1)) / temperature  # (N,)
     inv, counts = _segments(groups.reshape(-1))
     num = counts.numel()
     log_ps = _segment_log_softmax(s, inv, num)  # (N,) log p_s
@@ -201,12 +236,14 @@ def calibration_loss_and_logits(
     *,
     gamma: float,
     probs: torch.Tensor | None = None,
+    norm: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`calibration_loss` and the positives' logits ``logits.reshape(-1)[pos_index]`` (N,) float32.
 
     Use the returned logits for the group terms: their gradient joins L_cal's in one dense tensor.
     """
-    norm = target.detach().float().sum().clamp(min=1)
+    if norm is None:
+        norm = target.detach().float().sum().clamp(min=1)
     total, pos_logits = _QualityFocalSum.apply(logits, probs, pos_index, target, gamma)
     return total / norm, pos_logits
 
@@ -218,8 +255,10 @@ def calibration_loss(
     *,
     gamma: float,
     probs: torch.Tensor | None = None,
+    norm: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
-    """L_cal: quality-focal BCE over every element of ``logits``, normalised by max(sum target, 1).
+    """L_cal: quality-focal BCE over every element of ``logits``, divided by ``norm`` (max(sum target, 1)
+    when None; GFL's QFL divides by the number of positives, YOLOv8 by the sum of its soft targets).
 
     Args:
         logits: (..., C) dense classification logits (e.g. (B, A, C)); any float dtype.
@@ -228,6 +267,7 @@ def calibration_loss(
         target: (N,) targets t = q^alpha0 at those elements (0 everywhere else).
         gamma: Focal modulation exponent, weight |sigmoid(s) - t|^gamma.
         probs: Optional detached ``sigmoid(logits)`` already computed by the caller (saves one pass).
+        norm: Divisor of the summed loss (None: max(sum target, 1)).
 
     Returns:
         Scalar float32 loss.
@@ -238,4 +278,4 @@ def calibration_loss(
         >>> round(calibration_loss(x, torch.tensor([1]), torch.tensor([1.0]), gamma=0.0).item(), 4)  # 4 ln 2
         2.7726
     """
-    return calibration_loss_and_logits(logits, pos_index, target, gamma=gamma, probs=probs)[0]
+    return calibration_loss_and_logits(logits, pos_index, target, gamma=gamma, probs=probs, norm=norm)[0]

@@ -90,13 +90,15 @@ class AssignedDetectionLoss(v8DetectionLoss):
     Args:
         model: De-paralleled detection model (its ``args`` hold the box/cls/dfl gains).
         params: ``LossParams``.
+        assigner: Registered assigner name (None: ``params.assigner``); ``assigner_name`` records it.
     """
 
-    def __init__(self, model: torch.nn.Module, params) -> None:
+    def __init__(self, model: torch.nn.Module, params, assigner: str | None = None) -> None:
         ensure_loss_args(model, params)
         super().__init__(model, tal_topk=params.tal_topk)
         self.params = params
-        self.assigner = build_assigner(params.assigner, num_classes=self.nc, stride=self.stride.tolist(), params=params)
+        self.assigner_name = params.assigner if assigner is None else assigner
+        self.assigner = build_assigner(self.assigner_name, num_classes=self.nc, stride=self.stride.tolist(), params=params)
         if params.iou_loss != "ciou":
             self.bbox_loss = IoUBboxLoss(self.reg_max, params.iou_loss).to(self.device)
 

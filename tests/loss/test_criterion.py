@@ -9,14 +9,17 @@ from ultralytics.utils.loss import v8DetectionLoss
 from alignrank.config import load_params, with_overrides
 from alignrank.config.schema import LossParams
 from alignrank.loss.assigners import ASSIGNERS
-from alignrank.loss.criterion import AlignRankLoss
+from alignrank.loss.criterion import AlignRankLoss, AugmentedRCQLoss
 from alignrank.loss.iou import IOU_LOSSES
 from alignrank.loss.registry import LOSSES
 from alignrank.loss.v8 import AssignedDetectionLoss, ensure_loss_args
 from alignrank.nn.model import build_model
+from tests.loss.helpers import NC, make_batch
 
-NC = 4
 RCQ_NAMES = ("box_loss", "cal_loss", "list_loss", "rank_loss", "dfl_loss")
+AUGMENT_NAMES = ("box_loss", "cls_loss", "list_loss", "rank_loss", "dfl_loss")
+ITEM_NAMES = {"rcq": RCQ_NAMES, "rcq_augment": AUGMENT_NAMES}  # v8: stock names
+RCQ_LOSSES = ("rcq", "rcq_augment")
 
 
 @pytest.fixture(scope="module")
@@ -24,22 +27,6 @@ def model():
     m = build_model("baseline", scale="n", nc=NC)
     ensure_loss_args(m, LossParams())  # ultralytics' default args (the trainer sets them in training)
     return m
-
-
-def make_batch(seed: int = 0, b: int = 2, imgsz: int = 128, gts=(3, 2), requires_grad=True):
-    """Random head outputs of the right shapes (b, 4*16, A), (b, nc, A) and normalised xywh GTs."""
-    gen = torch.Generator().manual_seed(seed)
-    feats = [torch.zeros(b, 1, imgsz // s, imgsz // s) for s in (8, 16, 32)]
-    a = sum(f.shape[2] * f.shape[3] for f in feats)
-    boxes = torch.randn(b, 64, a, generator=gen).requires_grad_(requires_grad)
-    scores = (torch.randn(b, NC, a, generator=gen) - 2).requires_grad_(requires_grad)
-    idx = torch.cat([torch.full((n,), float(i)) for i, n in enumerate(gts)])
-    n = len(idx)
-    xy = torch.rand(n, 2, generator=gen) * 0.6 + 0.2
-    wh = torch.rand(n, 2, generator=gen) * 0.3 + 0.1
-    cls = torch.randint(0, NC, (n,), generator=gen).float()
-    batch = {"batch_idx": idx, "cls": cls, "bboxes": torch.cat((xy, wh), 1)}
-    return {"boxes": boxes, "scores": scores, "feats": feats}, batch
 
 
 def test_baseline_is_stock_v8(model):
@@ -70,6 +57,13 @@ def test_v8_builder_switches_on_assigner_and_iou(model):
     assert type(LOSSES["v8"](model, LossParams(iou_loss="siou"))) is AssignedDetectionLoss
     assert type(LOSSES["v8"](model, LossParams(assigner="simota"))) is AssignedDetectionLoss
     assert type(LOSSES["rcq"](model, LossParams())) is AlignRankLoss
+    assert type(LOSSES["rcq_augment"](model, LossParams())) is AugmentedRCQLoss
+    # loss.rcq_assigner is the RCQ criteria's: the baseline stays stock YOLOv8 (TAL)
+    assert type(LOSSES["v8"](model, LossParams(rcq_assigner="simota"))) is v8DetectionLoss
+
+
+def test_every_registered_loss_is_tested():
+    assert set(LOSSES) == {"v8", *RCQ_LOSSES}, "a new loss needs its item names in ITEM_NAMES and RCQ_LOSSES"
 
 
 def test_gains_from_params_on_bare_model():
@@ -99,7 +93,7 @@ def test_rcq_lambdas_scale_terms(model):
     assert float(items["rank_loss"]) == pytest.approx(3 * float(base["rank_loss"]), rel=1e-5)
 
 
-@pytest.mark.parametrize("loss_name", ["v8", "rcq"])
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
 @pytest.mark.parametrize("assigner", sorted(ASSIGNERS))
 @pytest.mark.parametrize("iou", sorted(IOU_LOSSES))
 def test_every_option_forward_backward(model, loss_name, assigner, iou):
@@ -110,15 +104,34 @@ def test_every_option_forward_backward(model, loss_name, assigner, iou):
     assert torch.isfinite(loss).all() and all(torch.isfinite(v) for v in items.values())
     for t in (preds["boxes"], preds["scores"]):
         assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
-    if loss_name == "rcq":
-        assert tuple(items) == RCQ_NAMES
+    assert tuple(items) == ITEM_NAMES.get(loss_name, ("box_loss", "cls_loss", "dfl_loss"))
 
 
+@pytest.mark.parametrize("loss_name", RCQ_LOSSES)
+@pytest.mark.parametrize("cal_norm", ["quality", "positives", "assigner"])
+@pytest.mark.parametrize("list_scale", ["literal", "logit"])
+def test_every_rcq_setting_forward_backward_bf16(model, loss_name, cal_norm, list_scale):
+    """Every RCQ criterion x L_cal divisor x L_list scale: finite loss and gradients under CPU bf16 autocast,
+    close to the float32 loss."""
+    p = LossParams(cal_norm=cal_norm, list_scale=list_scale, beta=0.5)
+    preds, batch = make_batch(8)
+    preds_bf = {k: preds[k].detach().bfloat16().requires_grad_() for k in ("boxes", "scores")}
+    preds_bf["feats"] = preds["feats"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, items = LOSSES[loss_name](model, p)(preds_bf, batch)
+    loss.sum().backward()
+    assert tuple(items) == ITEM_NAMES[loss_name] and all(torch.isfinite(v) for v in items.values())
+    assert torch.isfinite(preds_bf["scores"].grad.float()).all() and preds_bf["scores"].grad.abs().sum() > 0
+    _, ref = LOSSES[loss_name](model, p)(preds, batch)
+    assert float(items["list_loss"]) == pytest.approx(float(ref["list_loss"]), rel=0.1, abs=1e-3)
+
+
+@pytest.mark.parametrize("loss_name", RCQ_LOSSES)
 @pytest.mark.parametrize("assigner", sorted(ASSIGNERS))
-def test_rcq_all_negative_batch(model, assigner):
+def test_rcq_all_negative_batch(model, loss_name, assigner):
     preds, _ = make_batch(5)
     empty = {"batch_idx": torch.zeros(0), "cls": torch.zeros(0), "bboxes": torch.zeros(0, 4)}
-    loss, items = AlignRankLoss(model, LossParams(assigner=assigner))(preds, empty)
+    loss, items = LOSSES[loss_name](model, LossParams(assigner=assigner))(preds, empty)
     loss.sum().backward()
     assert torch.isfinite(loss).all() and float(items["list_loss"]) == float(items["rank_loss"]) == 0.0
     assert float(items["box_loss"]) == 0.0 and preds["scores"].grad.abs().sum() > 0
@@ -141,7 +154,7 @@ def test_params_validation_of_loss_keys():
 
     p = load_params(None)
     bad_values = {"loss.temperature": 0.0, "loss.lambda_rank": -1.0, "loss.margin": -0.1, "loss.eps": -0.01}
-    bad_values["loss.assigner"] = "ota"
+    bad_values.update({"loss.assigner": "ota", "loss.rcq_assigner": "ota", "loss.cal_norm": "sum", "loss.list_scale": "log"})
     for key, bad in bad_values.items():
         with pytest.raises(ParamsError, match=key):
             with_overrides(p, {key: bad})

@@ -243,3 +243,70 @@ def test_calibration_bf16_autocast_and_no_positive():
     assert loss.dtype == torch.float32 and torch.isfinite(loss) and x.grad.dtype == torch.bfloat16
     ref = dense_qfl(x.detach().float(), torch.zeros(0, dtype=torch.long), torch.zeros(0), 2.0)
     assert float(loss) == pytest.approx(float(ref), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- L_list scale (literal vs logit)
+
+
+def fit_one_group(quality, lambda_list, scale, gamma=2.0):
+    """Optimise one group's logits (from 0) for L_cal + lambda_list * L_list (T = 0.5); return sigmoid(s)."""
+    s = torch.zeros_like(quality, requires_grad=True)
+    pos, g = torch.arange(quality.numel()), torch.zeros(quality.numel(), dtype=torch.long)
+    opt = torch.optim.LBFGS([s], lr=1, max_iter=150, tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = calibration_loss(s, pos, quality, gamma=gamma)
+        loss = loss + lambda_list * listwise_loss(s, quality, g, 0.5, scale=scale) if lambda_list else loss
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return s.detach().sigmoid()
+
+
+def test_list_scale_toy_literal_squeezes_scores_logit_keeps_calibration():
+    """One GT's positives: L_cal alone ends at sigmoid(s) = q; adding 0.5 L_list in the paper's literal form
+    (softmax(q/T) vs softmax(s/T)) squeezes the scores towards the middle; the logit form leaves them at q."""
+    q = torch.tensor([0.9, 0.75, 0.5, 0.3, 0.1])
+    cal_only = fit_one_group(q, 0.0, "literal")
+    literal = fit_one_group(q, 0.5, "literal")
+    logit = fit_one_group(q, 0.5, "logit")
+    assert torch.allclose(cal_only, q, atol=0.01)
+    assert torch.allclose(logit, q, atol=0.01)
+    assert float(literal.max() - literal.min()) < 0.5 * float(q.max() - q.min())  # measured: 0.36 .. 0.63
+    assert float(literal.max()) < 0.7 and float(literal.min()) > 0.3
+    assert torch.all(literal[:-1] > literal[1:])  # the order survives, the scale does not
+
+
+def test_list_scales_registry_and_logit_reference():
+    from alignrank.loss.rcq import LIST_SCALES, LOGIT_EPS
+
+    assert set(LIST_SCALES) == {"literal", "logit"}
+    s, q, g = random_groups(5)
+    q = q.clamp(LOGIT_EPS, 1 - LOGIT_EPS)
+    for name, u in LIST_SCALES.items():
+        for T in (0.3, 1.0):
+            assert float(listwise_loss(s, q, g, T, scale=name)) == pytest.approx(ref_listwise(s, u(q), g, T), abs=1e-5)
+    # the logit form is zero at the calibrated scores, the literal form is not
+    assert float(listwise_loss(torch.logit(q), q, g, 0.5, scale="logit")) < 1e-6
+    assert float(listwise_loss(torch.logit(q), q, g, 0.5, scale="literal")) > 1e-3
+
+
+@pytest.mark.parametrize("scale", ["literal", "logit"])
+def test_list_scale_finite_at_quality_bounds_under_bf16(scale):
+    q = torch.tensor([0.0, 1.0, 0.5, 0.0, 1.0])  # IoU 0 and 1: logit clamped, never inf
+    g = torch.tensor([0, 0, 0, 1, 1])
+    x = torch.tensor([3.0, -2.0, 0.0, 40.0, -40.0]).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = listwise_loss(x * 1, q, g, 0.5, scale=scale)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad.float()).all()
+
+
+def test_calibration_norm_argument():
+    x = torch.randn(2, 10, 3, requires_grad=True)
+    pos, t = torch.tensor([1, 7, 20]), torch.tensor([0.2, 0.5, 0.9])
+    default = calibration_loss(x, pos, t, gamma=2.0)
+    by_count = calibration_loss(x, pos, t, gamma=2.0, norm=torch.tensor(3.0))
+    assert float(by_count) * 3.0 == pytest.approx(float(default) * float(t.sum().clamp(min=1)), rel=1e-6)

@@ -1,0 +1,247 @@
+"""Ablation ladders: train each rung of a YAML ladder for each seed, then write its markdown table.
+
+A ladder file (e.g. ``benchmarks/ladder_rcq.yaml``) names a dataset (``data:`` settings of ``alignrank
+data``), a training budget (``train:`` settings), the seeds, and the rungs; a rung is a registered variant
+plus ``--set`` overrides. Every (rung, seed) is one ``alignrank train`` subprocess (the project's own
+training path, tracked in MLflow like any run), seed by seed (every rung's first seed before any second
+seed), at most ``jobs`` at a time, each logging to
+``<out>/logs/<rung>-s<seed>.log``. Its summary, plus the per-epoch validation mAP of its
+``results.csv``, is stored as ``<out>/results/<rung>-s<seed>-<hash>.json``; the hash covers the rung's
+variant and settings, the data and train settings and the seed, so an edited rung is re-trained and an
+unchanged one is not (re-running the command resumes an interrupted ladder). The table (``doc:``) is
+GENERATED from those files: edit the ladder, not the table.
+
+Usage:
+    .venv/bin/python benchmarks/ladder.py benchmarks/ladder_rcq.yaml            # train what is missing, write the doc
+    .venv/bin/python benchmarks/ladder.py benchmarks/ladder_rcq.yaml --table    # only rewrite the doc
+    .venv/bin/python benchmarks/ladder.py benchmarks/ladder_rcq.yaml --rungs stock,focal --seeds 0
+
+Runs are CPU-deterministic (``train.deterministic``), so the same command reproduces the numbers on the
+same machine type; every result records the git commit it was trained at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from alignrank.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+
+CURVE_KEY = "metrics/mAP50-95(B)"
+CURVE50_KEY = "metrics/mAP50(B)"
+
+
+def load_ladder(path: Path) -> dict[str, Any]:
+    """The ladder YAML with defaults (jobs 2, seeds [0, 1], epochs marked in the table: 10, 20, last)."""
+    spec = yaml.safe_load(path.read_text())
+    spec.setdefault("jobs", 2)
+    spec.setdefault("seeds", [0, 1])
+    spec.setdefault("data", {})
+    spec.setdefault("train", {})
+    names = [r["name"] for r in spec["rungs"]]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"{path}: rung names must be unique, got {names}")
+    return spec
+
+
+def sets(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    """``--set key=value`` arguments (non-strings as JSON, which the CLI reads as YAML: lists, bools survive)."""
+    out = []
+    for k, v in mapping.items():
+        out += ["--set", f"{prefix}{k}={v if isinstance(v, str) else json.dumps(v)}"]
+    return out
+
+
+def rung_hash(spec: dict[str, Any], rung: dict[str, Any], seed: int) -> str:
+    """12 hex of what determines a rung's run (variant, settings, data, budget, seed)."""
+    payload = {"variant": rung["variant"], "set": rung.get("set", {}), "data": spec["data"],
+               "train": spec["train"], "seed": seed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def git_commit() -> str:
+    """HEAD commit (12 hex) with ``+dirty`` when tracked files differ."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "alignrank"], cwd=ROOT).returncode != 0
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def alignrank_cmd() -> list[str]:
+    """The CLI of THIS checkout (``python -m`` from its root, so a copy of the tree runs its own code)."""
+    return [sys.executable, "-m", "alignrank.cli"]
+
+
+def code_version() -> str:
+    """The run key's code version of this checkout (hash of the sources that compute a run)."""
+    from alignrank.runs.key import code_version as version
+
+    return version()
+
+
+def build_data(spec: dict[str, Any], out: Path) -> None:
+    """``alignrank data`` into ``<out>/data`` (cached by the data stage itself)."""
+    cmd = [*alignrank_cmd(), "data", *sets(spec["data"], "data."), "--set", f"data.root={out / 'data'}"]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def read_curve(run_dir: Path) -> dict[str, list[float]]:
+    """epoch, mAP50-95 and mAP50 columns of the run's ultralytics ``results.csv``."""
+    import csv
+
+    path = run_dir / "results.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
+    return {
+        "epoch": [int(float(r["epoch"])) for r in rows],
+        "map50_95": [float(r[CURVE_KEY]) for r in rows],
+        "map50": [float(r[CURVE50_KEY]) for r in rows],
+    }
+
+
+def train_one(spec: dict[str, Any], out: Path, rung: dict[str, Any], seed: int, result: Path) -> dict[str, Any]:
+    """Train one (rung, seed) in a subprocess; store and return its result record."""
+    log = out / "logs" / f"{rung['name']}-s{seed}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [*alignrank_cmd(), "train", "--variant", rung["variant"], "--seed", str(seed), *sets(spec["train"], "train."),
+           *sets(rung.get("set", {})), "--set", f"data.root={out / 'data'}", "--set", f"train.out_dir={out / 'runs'}"]
+    t0 = time.time()
+    with open(log, "w") as f:
+        f.write(" ".join(cmd) + "\n")
+        f.flush()
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=f, text=True,
+                              env={**os.environ, "TQDM_DISABLE": "1"})
+    if proc.returncode != 0:
+        print(f"FAILED {rung['name']} seed {seed} (exit {proc.returncode}); see {log}", flush=True)
+        return {}
+    summary = json.loads(proc.stdout)
+    record = {"rung": rung["name"], "variant": rung["variant"], "set": rung.get("set", {}), "seed": seed,
+              "seconds": round(time.time() - t0, 1), "commit": git_commit(), "code": code_version(), "summary": summary,
+              "curve": read_curve(Path(summary["run_dir"]))}
+    atomic_write_json(result, record)
+    last = record["curve"].get("map50_95", [math.nan])[-1]
+    print(f"done {rung['name']} seed {seed}: final-epoch mAP50-95 {last:.3f} ({record['seconds']:.0f} s)", flush=True)
+    return record
+
+
+def mean_sd(xs: list[float]) -> str:
+    """``mean ± sd`` (sd over seeds, n - 1), ``mean`` for one value, ``–`` for none."""
+    xs = [x for x in xs if x == x]
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
+
+
+def at_epoch(curve: dict[str, list[float]], key: str, epoch: int) -> float:
+    """The curve's value at ``epoch`` (NaN when absent)."""
+    for e, v in zip(curve.get("epoch", []), curve.get(key, [])):
+        if e == epoch:
+            return v
+    return math.nan
+
+
+def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder_path: Path) -> str:
+    """The generated markdown document of the ladder."""
+    epochs = int(spec["train"].get("epochs", 0))
+    marks = [e for e in (10, 20) if e < epochs] + [epochs]
+    lines = [
+        f"# {spec.get('title', spec.get('name', 'ladder'))}",
+        "",
+        f"<!-- GENERATED by `python benchmarks/ladder.py {ladder_path.relative_to(ROOT)}`: edit the ladder file, "
+        "not this table. -->",
+        "",
+        spec.get("intro", "").strip(),
+        "",
+        "Data: `alignrank data " + " ".join(f"--set data.{k}={v}" for k, v in spec["data"].items()) + "`. "
+        "Training: `alignrank train --variant V --seed S " + " ".join(f"--set train.{k}={v}" for k, v in spec["train"].items())
+        + " <rung settings>`. Ultralytics validation mAP50-95 (0-1) of the epoch's EMA weights, mean ± sd over seeds; "
+        "`best` is the final validation of `best.pt` (the run's summary metric).",
+        "",
+        "| rung | variant | settings | seeds | " + " | ".join(f"mAP50-95 @{e}" for e in marks)
+        + f" | mAP50 @{epochs} | best mAP50-95 | per seed @{epochs} |",
+        "|---|---|---|---|" + "---|" * len(marks) + "---|---|---|",
+    ]
+    for rung in spec["rungs"]:
+        recs = records.get(rung["name"], [])
+        settings = ", ".join(f"`{k}={v}`" for k, v in rung.get("set", {}).items()) or "–"
+        seeds = ",".join(str(r["seed"]) for r in recs) or "–"
+        cells = [mean_sd([at_epoch(r["curve"], "map50_95", e) for r in recs]) for e in marks]
+        m50 = mean_sd([at_epoch(r["curve"], "map50", epochs) for r in recs])
+        best = mean_sd([r["summary"].get("metrics", {}).get("map50_95", math.nan) for r in recs])
+        per_seed = ", ".join(f"{at_epoch(r['curve'], 'map50_95', epochs):.3f}" for r in recs) or "–"
+        lines.append(f"| {rung['name']} | {rung['variant']} | {settings} | {seeds} | " + " | ".join(cells)
+                     + f" | {m50} | {best} | {per_seed} |")
+    lines += ["", "Rungs:", ""]
+    for rung in spec["rungs"]:
+        lines.append(f"- **{rung['name']}**: {rung.get('description', '').strip()}")
+    commits = sorted({f"{r['commit']} (code {r.get('code', '?')})" for recs in records.values() for r in recs})
+    lines += ["", f"Trained at: {', '.join(commits) or '–'}.", ""]
+    if spec.get("notes"):
+        lines += [spec["notes"].strip(), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("ladder", type=Path, help="ladder YAML file")
+    ap.add_argument("--table", action="store_true", help="only rewrite the table from the stored results")
+    ap.add_argument("--rungs", default="", help="comma-separated rung names (default: all)")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds (default: the ladder's)")
+    ap.add_argument("--jobs", type=int, default=0, help="concurrent runs (default: the ladder's)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: the ladder's out:)")
+    args = ap.parse_args(argv)
+    ladder_path = args.ladder.resolve()
+    spec = load_ladder(ladder_path)
+    out = (args.out or ROOT / spec["out"]).resolve()
+    results = out / "results"
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(spec["seeds"])
+    chosen = set(args.rungs.split(",")) if args.rungs else {r["name"] for r in spec["rungs"]}
+    unknown = chosen - {r["name"] for r in spec["rungs"]}
+    if unknown:
+        raise SystemExit(f"unknown rung(s) {sorted(unknown)} in {args.ladder}")
+
+    def result_path(rung: dict[str, Any], seed: int) -> Path:
+        return results / f"{rung['name']}-s{seed}-{rung_hash(spec, rung, seed)}.json"
+
+    if not args.table:
+        build_data(spec, out)
+        todo = [(r, s) for s in seeds for r in spec["rungs"] if r["name"] in chosen and not result_path(r, s).is_file()]
+        print(f"{len(todo)} run(s) to train, {args.jobs or spec['jobs']} at a time", flush=True)
+        with ThreadPoolExecutor(max_workers=args.jobs or spec["jobs"]) as pool:
+            list(pool.map(lambda rs: train_one(spec, out, rs[0], rs[1], result_path(*rs)), todo))
+    records: dict[str, list[dict[str, Any]]] = {}
+    for rung in spec["rungs"]:
+        for seed in spec["seeds"]:
+            rec = read_json(result_path(rung, seed))
+            if rec:
+                records.setdefault(rung["name"], []).append(rec)
+    doc = ROOT / spec["doc"]
+    atomic_write_text(doc, table(spec, records, ladder_path))
+    print(f"wrote {doc.relative_to(ROOT)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
