@@ -22,22 +22,69 @@ from alignrank.variants import VARIANTS
 SCALES = ("n", "s", "m", "l", "x")
 
 
+DATA_SOURCE_KEYS: dict[str, tuple[str, ...]] = {  # the data params that change what a source builds
+    "synthetic": ("seed", "num_train", "num_val", "imgsz", "num_classes", "max_objects", "empty_fraction", "clutter"),
+    "coco2017": ("url", "subset"),
+    "coco_dir": ("coco_dir", "train_json", "train_images", "val_json", "val_images", "subset"),
+}
+
+
 @dataclass(frozen=True)
 class DataParams:
-    source: Literal["synthetic", "coco2017"] = param("synthetic", help="synthetic (embedded default) or coco2017 (download)")
-    root: str = param("data", help="output folder of the data stage (relative to the project root)")
+    source: Literal["synthetic", "coco2017", "coco_dir"] = param(
+        "synthetic", help="synthetic (embedded default) | coco2017 (download) | coco_dir (COCO-format folders on disk)"
+    )
+    root: str = param("data/{source}-{hash}", help="dataset folder (relative to the project root); {source} and {hash} "
+                      "(8 hex of the source's settings) keep datasets side by side")
     seed: int = param(0, ge=0, le=MAX_SEED, help="seed of the synthetic generator")
-    num_train: int = param(200, ge=1, help="synthetic: number of training images")
-    num_val: int = param(64, ge=1, help="synthetic: number of validation images")
-    imgsz: int = param(192, ge=32, le=4096, help="synthetic: image side in pixels")
-    num_classes: int = param(6, ge=1, le=8, help="synthetic: number of shape classes (max 8)")
-    max_objects: int = param(12, ge=1, help="synthetic: most objects in one image")
+    num_train: int = param(600, ge=1, help="synthetic: number of training images")
+    num_val: int = param(300, ge=1, help="synthetic: number of validation images")
+    imgsz: int = param(128, ge=32, le=4096, help="synthetic: image side in pixels")
+    num_classes: int = param(4, ge=1, le=8, help="synthetic: number of shape classes (max 8)")
+    max_objects: int = param(6, ge=1, help="synthetic: most objects in one image")
     empty_fraction: float = param(0.05, ge=0.0, le=1.0, help="synthetic: fraction of images with no object")
-    clutter: int = param(6, ge=0, help="synthetic: number of distractor strokes per image")
+    clutter: int = param(2, ge=0, help="synthetic: number of distractor strokes per image")
     url: str = param("http://images.cocodataset.org", help="coco2017: base URL of the official zips")
-    subset: int = param(0, ge=0, help="coco2017: keep the first N images of each split (0 = all)")
+    subset: int = param(0, ge=0, help="coco2017/coco_dir: keep the first N images of each split by id (0 = all)")
     retries: int = param(3, ge=0, help="coco2017: download retries per file on error or corruption")
     timeout: float = param(60.0, gt=0, help="coco2017: network timeout per request, seconds")
+    downloads: str = param("downloads", help="coco2017: folder of the verified zips (outside data.root: DVC clears a stage's outputs)")
+    coco_dir: str = param("", help="coco_dir: folder in the official layout (train2017/, val2017/, annotations/instances_{train,val}2017.json)")
+    train_json: str = param("", help="coco_dir: train instances JSON (relative to data.coco_dir when set; overrides its layout)")
+    train_images: str = param("", help="coco_dir: folder of the train images (file_name in the JSON is relative to it)")
+    val_json: str = param("", help="coco_dir: val instances JSON")
+    val_images: str = param("", help="coco_dir: folder of the val images")
+
+    def __post_init__(self) -> None:
+        if "{" in self.root:  # the per-source folder: switching source never rebuilds another source's dataset
+            object.__setattr__(self, "root", self.expand_root(self.root))
+
+    def source_settings(self) -> dict:
+        """``{"source", <the keys of DATA_SOURCE_KEYS[source]>}``: what decides the source's content."""
+        return {"source": self.source, **{k: getattr(self, k) for k in DATA_SOURCE_KEYS[self.source]}}
+
+    def expand_root(self, template: str) -> str:
+        """``template`` with ``{source}`` and ``{hash}`` (8 hex of :meth:`source_settings`) filled in.
+
+        >>> r = DataParams(source="coco2017").root
+        >>> r.startswith("data/coco2017-"), len(r) == len("data/coco2017-") + 8
+        (True, True)
+        """
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(self.source_settings(), sort_keys=True).encode()).hexdigest()[:8]
+        try:
+            return template.format(source=self.source, hash=digest)
+        except (KeyError, IndexError, ValueError):
+            raise ParamsError(f"data.root: {shown(template)} may use only {{source}} and {{hash}} in braces") from None
+
+    def check(self, prefix: str) -> None:
+        if self.source == "coco_dir" and not self.coco_dir:
+            missing = [k for k in ("train_json", "train_images", "val_json", "val_images") if not getattr(self, k)]
+            if missing:
+                raise ParamsError(f"{prefix}.source=coco_dir needs {prefix}.coco_dir (official layout) or all of "
+                                  f"{prefix}.train_json/train_images/val_json/val_images (missing: {', '.join(missing)})")
 
 
 @dataclass(frozen=True)
@@ -95,9 +142,9 @@ class LossParams:
 class TrainParams:
     variant: str = param("full", choices=VARIANTS, help="variant for `alignrank train`")
     seed: int = param(0, ge=0, le=MAX_SEED, help="seed for `alignrank train`")
-    epochs: int = param(10, ge=1, help="training epochs")
-    batch: int = param(8, ge=1, help="batch size (one optimizer step per batch: nbs = batch)")
-    imgsz: int = param(192, ge=32, help="training/validation image size (multiple of 32)")
+    epochs: int = param(15, ge=1, help="training epochs")
+    batch: int = param(16, ge=1, help="batch size (one optimizer step per batch: nbs = batch)")
+    imgsz: int = param(128, ge=32, help="training/validation image size (multiple of 32)")
     device: str = param("cpu", help="torch device: cpu | cuda | cuda:0 | 0,1 ...")
     workers: int = param(0, ge=0, help="dataloader workers per run (0 = main process)")
     optimizer: Literal["SGD", "AdamW", "Adam", "auto"] = param("AdamW", help="optimizer (ultralytics names)")
@@ -109,7 +156,7 @@ class TrainParams:
     threads: int = param(1, ge=1, help="torch CPU threads per run")
     out_dir: str = param("outputs/runs", help="root of the per-run output folders (keyed by hash)")
     save_period: int = param(-1, ge=-1, help="extra epochN.pt checkpoint every N epochs (-1 = only last.pt/best.pt, saved every epoch)")
-    val_period: int = param(1, ge=0, help="validate every N epochs; 0 = only after the last epoch (best.pt = last.pt: no model selection on the validation set)")
+    val_period: int = param(0, ge=0, help="validate every N epochs; 0 = only after the last epoch (best.pt = last.pt: no model selection on the validation set)")
     lock_wait: float = param(0.0, ge=-1, help="seconds to wait for a run folder or dataset another job holds (0 = fail with a 'busy' line, -1 = no limit)")
 
     def check(self, prefix: str) -> None:
@@ -120,7 +167,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class SweepParams:
     variants: tuple[str, ...] = param(("baseline", "csd", "rcq", "full"), choices=VARIANTS, help="variants to train")
-    seeds: tuple[int, ...] = param((0, 1), ge=0, le=MAX_SEED, help="seeds per variant")
+    seeds: tuple[int, ...] = param((0, 1, 2), ge=0, le=MAX_SEED, help="seeds per variant")
     max_retries: int = param(2, ge=0, help="retries of a run whose worker died or failed")
 
 
