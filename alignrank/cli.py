@@ -232,14 +232,25 @@ def profile(
         run_profile(p, json_out=json_out)
 
 
+ReadmeOpt = typer.Option(False, "--readme", help="also write <report.out_dir>/README_excerpt.md (setup, machine, "
+                         "versions, commit, main/paired/power tables) and print it instead of the JSON summary")
+
+
 @app.command()
 @_guard
-def report(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:
+def report(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt,
+           readme: bool = ReadmeOpt) -> None:
     """Result tables (md/csv/tex) and plots under report.out_dir from the evaluated runs."""
     p = _params(params, overrides, set_file)
     from alignrank.report.results import run_report
 
-    _print_json(run_report(p))
+    out = run_report(p)
+    if not readme:
+        _print_json(out)
+        return
+    from alignrank.report.readme import write_readme_excerpt
+
+    typer.echo(write_readme_excerpt(p).read_text(), nl=False)
 
 
 def entrypoint() -> None:

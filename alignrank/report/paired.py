@@ -97,7 +97,7 @@ def paired_table(runs: Mapping, variants: Sequence[str], *, baseline: str = "bas
     notes = [f"Δ = variant − {baseline}, paired by seed, mean over common seeds. Seed interval: paired t "
              f"(mean ± t_(n−1) · sd/√n); p: two-sided paired t test. Holm family: all {k} variant × metric rows of "
              f"this table with a p-value; 'significant' = Holm-adjusted p < {alpha} and n ≥ {min_seeds} seeds. "
-             f"Lower is better for {', '.join(sorted(LOWER_IS_BETTER))}."]
+             f"Lower is better for {', '.join(LABELS.get(m, m) for m in sorted(LOWER_IS_BETTER))}."]
     if n_img:
         notes.append(f"Image interval (AP rows): percentile bootstrap over the {n_img} validation images, "
                      f"{image['n_resamples']} replicates, the same image draw for every run (paired over images), "
