@@ -5,7 +5,17 @@ Exit codes: 0 ok, 1 a failure (an expected :class:`~alignrank.errors.AlignRankEr
 ``failed`` list is non-empty), 2 bad params, 130 interrupted (re-run the same command to resume).
 
 Examples:
-    >>> # pipeline/data.py:  sys.exit(stage_main(run_data))
+    >>> stage_main(lambda params: {"runs": 2, "failed": []})  # pipeline/<stage>.py: sys.exit(stage_main(run_x))
+    {
+      "runs": 2,
+      "failed": []
+    }
+    0
+    >>> from alignrank.errors import DataError
+    >>> def stage(params):
+    ...     raise DataError("data/train.json: not found; run `alignrank data`")
+    >>> stage_main(stage)  # the one line `error: data/train.json: ...` goes to stderr
+    1
 """
 
 from __future__ import annotations

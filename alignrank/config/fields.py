@@ -47,8 +47,8 @@ def _cut(text: str, limit: int = MAX_SHOWN) -> str:
 def shown(value: Any, limit: int = MAX_SHOWN) -> str:
     """``repr(value)`` for an error message, cut to ``limit`` characters plus an ellipsis.
 
-    >>> shown("x" * 100)[-5:], len(shown("x" * 100))
-    ("xxxx…", 81)
+    >>> shown("x" * 100)[-5:], len(shown("x" * 100)), shown([1] * 100)
+    ('xxxx…', 81, '[1, 1, 1, 1, 1, 1, ...]')
     """
     text = repr(value[: limit + 1]) if isinstance(value, str) else _REPR.repr(value)  # bounded work
     return _cut(text, limit)

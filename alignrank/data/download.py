@@ -15,7 +15,11 @@
 HTTP 4xx other than 408/429 fails at once (wrong ``data.url``); other errors are retried.
 
 Examples:
-    >>> download("http://127.0.0.1:9/x.zip", "/tmp/never.zip", retries=0, timeout=0.5)  # doctest: +SKIP
+    >>> import tempfile
+    >>> download("http://127.0.0.1:9/x.zip", tempfile.mkdtemp() + "/x.zip", retries=0, timeout=5)  # nothing listens
+    Traceback (most recent call last):
+    ...
+    alignrank.errors.DataError: http://127.0.0.1:9/x.zip: download failed after 1 attempt(s) (URLError: ...); check data.url and the network, then re-run (the partial file x.zip.part resumes)
 """
 
 from __future__ import annotations

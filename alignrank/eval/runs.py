@@ -18,8 +18,11 @@ For each run listed by :func:`alignrank.runs.sweep.list_runs` (``variant``, ``se
   ``{variant: {seed<k>: {metric: value}}}``.
 
 Examples:
-    >>> # from alignrank.config import load_params
-    >>> # run_evaluate(load_params(None))["evaluated"]
+    >>> from alignrank.config import load_params
+    >>> run_evaluate(load_params(None), track=False)  # in a project without a dataset yet
+    Traceback (most recent call last):
+    ...
+    alignrank.errors.DataError: .../dataset.yaml: not found; run `alignrank data` (or `dvc repro data`) first
 """
 
 from __future__ import annotations

@@ -15,8 +15,11 @@ when present, ``outputs/profile/profile.json``; writes under ``report.out_dir`` 
   ``score_iou/<variant>.csv``.
 
 Examples:
-    >>> # from alignrank.config import load_params
-    >>> # run_report(load_params(None))["tables"]
+    >>> from alignrank.config import load_params
+    >>> run_report(load_params(None))  # in a project not evaluated yet
+    Traceback (most recent call last):
+    ...
+    alignrank.errors.DataError: .../outputs/eval/summary.json: missing or unreadable; run `alignrank evaluate` (dvc repro evaluate) first
 """
 
 from __future__ import annotations

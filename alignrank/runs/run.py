@@ -12,9 +12,11 @@ Everything is logged through the ``tracker`` (params, tags, per-epoch and final 
 ``done.json`` is written last.
 
 Examples:
-    >>> # from alignrank.config import load_params
-    >>> # summary = run_single(load_params(None, ["train.variant=baseline"]))   # `alignrank train`
-    >>> # metrics = train(params, NullTracker(), report=lambda epoch, m: print(epoch, m["map50_95"]))
+    >>> from alignrank.config import load_params
+    >>> run_single(load_params(None, ["train.variant=baseline"]))  # `alignrank train` before `alignrank data`
+    Traceback (most recent call last):
+    ...
+    alignrank.errors.DataError: .../dataset.yaml: dataset not found; build it with `alignrank data` (or `dvc repro data`)
 """
 
 from __future__ import annotations
@@ -146,9 +148,6 @@ def train(
     Returns:
         Final metrics (validation of ``best.pt``): ``map50_95``, ``map50``, ``precision``,
         ``recall``, ``best_epoch``.
-
-    Examples:
-        >>> # train(params, NullTracker())["map50_95"]
     """
     key = key or run_key(params)
     rd = RunDir(run_dir(params, key))

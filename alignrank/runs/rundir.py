@@ -13,7 +13,8 @@ Examples:
     >>> rd = RunDir(Path(tempfile.mkdtemp()) / "baseline-s0-abc")
     >>> rd.state(epochs=3)
     'fresh'
-    >>> atomic_write_json(rd.done_json, {"metrics": {"map50_95": 0.1}}); rd.state(epochs=3)
+    >>> _ = atomic_write_json(rd.done_json, {"metrics": {"map50_95": 0.1}})
+    >>> rd.state(epochs=3)
     'done'
 """
 

@@ -13,8 +13,13 @@
    resumes (finished runs reused, unfinished ones from their last checkpoint).
 
 Examples:
-    >>> # summary = run_sweep(load_params(None))      # {"runs": [...], "failed": [...], ...}
-    >>> # [r["weights"] for r in list_runs(params) if r["status"] == "done"]
+    >>> from alignrank.config import load_params
+    >>> from alignrank.data.build import run_data
+    >>> p = load_params(None, ["sweep.variants=baseline", "sweep.seeds=0,1", "data.num_train=2", "data.num_val=2",
+    ...                        "data.imgsz=64"])
+    >>> _ = run_data(p)  # a tiny dataset: runs are keyed by its fingerprint
+    >>> [(r["variant"], r["seed"], r["status"]) for r in list_runs(p)]  # run_sweep(p) would train both
+    [('baseline', 0, 'missing'), ('baseline', 1, 'missing')]
 """
 
 from __future__ import annotations
@@ -76,9 +81,6 @@ def plan(params: Params) -> list[RunSpec]:
 def list_runs(params: Params) -> list[dict]:
     """Per planned run: ``variant``, ``seed``, ``run``, ``run_dir``, ``weights`` (best.pt), ``mlflow_run_id``,
     ``status`` (``done`` | ``incomplete`` | ``missing``), ``metrics``.
-
-    Examples:
-        >>> # for r in list_runs(params): print(r["variant"], r["seed"], r["status"], r["weights"])
     """
     out = []
     for s in plan(params):

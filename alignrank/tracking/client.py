@@ -11,14 +11,14 @@ connection resets, HTTP 5xx); a refused/timed-out connection gives up after ``UN
 tries; then one :class:`~alignrank.errors.TrackingError` line names the (redacted) URI and the fix.
 
 Examples:
-    >>> import tempfile
-    >>> from alignrank.tracking.records import record
-    >>> store = StoreClient(f"sqlite:///{tempfile.mkdtemp()}/mlflow.db")
-    >>> rid = store.open_run(experiment="demo", run_name="r")
-    >>> store.apply(record(rid, "metrics", metrics={"val/map50": 0.5}, step=1, timestamp=1000))
-    >>> store.apply(record(rid, "end", status="FINISHED", timestamp=2000))
-    >>> store.mlflow.get_run(rid).info.status
-    'FINISHED'
+    >>> calls = []
+    >>> def flaky():  # a store call that fails once with a transient error
+    ...     calls.append(1)
+    ...     if len(calls) == 1:
+    ...         raise ConnectionResetError("Connection reset by peer")
+    ...     return "ok"
+    >>> retry("log metrics", flaky, uri="http://bob:s3cret@127.0.0.1:5000", base=0.0), len(calls)
+    ('ok', 2)
 """
 
 from __future__ import annotations

@@ -11,10 +11,16 @@ the workers as part of a task argument, never through Ray's runtime environment 
 its logs): :meth:`TrackerFactory.open` puts them in the worker's environment before the MLflow client
 is made.
 
+A job uses it as (driver, after ``ray.init()``)::
+
+    with tracking_session(params) as trackers:
+        parent = trackers.open(run_name="sweep")
+        task.remote(trackers, parent.run_id)  # the worker calls trackers.open(parent_run_id=...)
+
 Examples:
-    >>> # with tracking_session(params) as trackers:          # driver, after ray.init()
-    >>> #     parent = trackers.open(run_name="sweep")
-    >>> #     task.remote(trackers, parent.run_id)              # worker: trackers.open(parent_run_id=...)
+    >>> from alignrank.config import load_params
+    >>> direct_factory(load_params(None)).uri  # no server configured: the project's embedded store
+    'sqlite:///.../outputs/mlflow/mlflow.db'
 """
 
 from __future__ import annotations
@@ -139,7 +145,7 @@ def attach_to_run(params: Params, run_id: str) -> RunTracker:
     """A tracker that adds to the existing run ``run_id`` without reopening it: its status, start and end
     time stay as training left them (do not ``end`` it). The evaluation logs its results this way.
 
-    >>> # t = attach_to_run(params, run["mlflow_run_id"]); t.log_metrics({"eval/ap": 0.3}); t.log_artifact(p)
+    Used as ``t = attach_to_run(params, run["mlflow_run_id"]); t.log_metrics({"eval/ap": 0.3})``.
     """
     return direct_factory(params).open(run_id=run_id, reopen=False)
 

@@ -66,8 +66,8 @@ def is_secret(name: str, value: str) -> bool:
     """True for an environment variable that holds a credential: by its name (``*_PASSWORD``, ``*_TOKEN``,
     ``*_USERNAME`` ...) or a URI value with ``user:password@``.
 
-    >>> is_secret("MLFLOW_TRACKING_TOKEN", "x"), is_secret("MLFLOW_TRACKING_URI", "http://a:b@h"), \
-    ...     is_secret("MLFLOW_TRACKING_URI", "http://h:5000")
+    >>> (is_secret("MLFLOW_TRACKING_TOKEN", "x"), is_secret("MLFLOW_TRACKING_URI", "http://a:b@h"),
+    ...  is_secret("MLFLOW_TRACKING_URI", "http://h:5000"))
     (True, True, False)
     """
     return bool(SECRET_NAME.search(name) or re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*@", value, flags=re.I))

@@ -6,7 +6,9 @@ replayed in order to the configured store (env ``MLFLOW_TRACKING_URI`` > ``mlflo
 embedded store) and removed only once all of its records arrived. Running it twice logs nothing twice.
 
 Examples:
-    >>> # run_sync(load_params(None))   # {"uri": ..., "synced": [{"spool": ..., "records": 12}], "failed": []}
+    >>> from alignrank.config import load_params
+    >>> run_sync(load_params(None))  # nothing spooled: nothing to replay
+    {'uri': 'sqlite:///.../outputs/mlflow/mlflow.db', 'synced': [], 'failed': []}
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ returns only once the row is committed, a metric is either stored or the worker 
 :class:`~alignrank.errors.TrackingError` (its run is then retried): never silently lost. Artifacts travel
 as bytes, so workers need no shared filesystem for tracking.
 
-Examples:
-    >>> # writer = start_writer("sqlite:////abs/outputs/mlflow/mlflow.db")
-    >>> # run_id = open_via_writer(writer, {"experiment": "alignrank", "run_name": "baseline-s0"})
-    >>> # RunTracker(run_id, via_writer(writer)).log_metrics({"val/map50": 0.1}, step=1)
+On a Ray driver (after ``ray.init()``; the sweep does this through
+:func:`~alignrank.tracking.session.tracking_session`)::
+
+    writer = start_writer("sqlite:////abs/outputs/mlflow/mlflow.db")
+    run_id = open_via_writer(writer, {"experiment": "alignrank", "run_name": "baseline-s0"})
+    RunTracker(run_id, via_writer(writer)).log_metrics({"val/map50": 0.1}, step=1)
 """
 
 from __future__ import annotations

@@ -25,8 +25,11 @@ sweep) ``tune.storage_dir``, ``data.root`` and the MLflow store must be on a fil
 nodes: ``RunConfig(storage_path=<absolute tune.storage_dir>)`` is where every node writes.
 
 Examples:
-    >>> # summary = run_tune(load_params(None, ["tune.num_samples=4"]))   # `alignrank tune`
-    >>> # summary["best"]["config"]   # {'loss.lambda_cal': ..., ...}, also in results/tune/best.yaml
+    >>> from alignrank.config import load_params
+    >>> p = load_params(None, ["tune.variant=rcq"])
+    >>> name = search_name(p, fingerprint="f" * 64)  # the experiment folder under tune.storage_dir
+    >>> name.split("-")[0], name == search_name(load_params(None, ["tune.variant=rcq", "tune.max_concurrent=4"]), "f" * 64)
+    ('rcq', True)
 """
 
 from __future__ import annotations
@@ -102,8 +105,7 @@ def _interrupted(exp_dir: Path) -> Optional[Path]:
 def search_status(params: Params) -> str:
     """``complete`` (a re-run only rewrites the outputs) | ``interrupted`` (``--resume`` continues it) | ``new``.
 
-    Examples:
-        >>> # run_tune(p, resume=search_status(p) == "interrupted")   # the DVC stage
+    The DVC stage runs ``run_tune(p, resume=search_status(p) == "interrupted")``.
     """
     _, _, exp_dir = _locate(params)
     if _is_complete(exp_dir):

@@ -18,8 +18,14 @@ trial restarted by Tune (failure retry, ``--resume``) copies the checkpoint back
 and ``train`` resumes from there through our trainer. Trial starts are appended to
 ``<experiment>/trial_events.jsonl`` (``start`` / ``restore`` / ``end``; the driver adds the outcomes).
 
+The search runs ``tune.with_parameters(trainable, ctx=TrialContext(params, factory, parent_run_id, exp_dir))``.
+
 Examples:
-    >>> # tune.with_parameters(trainable, ctx=TrialContext(params, factory, parent_run_id, exp_dir))
+    >>> import tempfile
+    >>> exp = tempfile.mkdtemp()
+    >>> log_event(exp, event="start", trial="t1"); log_event(exp, event="end", trial="t1")
+    >>> [(e["event"], e["trial"]) for e in read_events(exp)]
+    [('start', 't1'), ('end', 't1')]
 """
 
 from __future__ import annotations
