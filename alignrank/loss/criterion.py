@@ -45,10 +45,12 @@ import torch
 
 from alignrank.loss.quality import positive_quality
 from alignrank.loss.rcq import calibration_loss_and_logits, listwise_loss, pairwise_rank_loss
-from alignrank.loss.registry import register_loss
+from alignrank.loss.registry import register_loss, register_loss_assigner
 from alignrank.loss.v8 import AssignedDetectionLoss
 
 
+@register_loss_assigner("rcq")
+@register_loss_assigner("rcq_augment")
 def rcq_assigner_name(params) -> str:
     """The assigner of the RCQ criteria: ``loss.rcq_assigner``, or ``loss.assigner`` when it is ``same``.
 

@@ -11,7 +11,7 @@ from alignrank.config.schema import LossParams
 from alignrank.loss.assigners import ASSIGNERS
 from alignrank.loss.criterion import AlignRankLoss, AugmentedRCQLoss
 from alignrank.loss.iou import IOU_LOSSES
-from alignrank.loss.registry import LOSSES
+from alignrank.loss.registry import LOSS_ASSIGNERS, LOSSES, assigner_of
 from alignrank.loss.v8 import AssignedDetectionLoss, ensure_loss_args
 from alignrank.nn.model import build_model
 from tests.loss.helpers import NC, make_batch
@@ -182,3 +182,17 @@ def test_quality_focal_reduction(model):
     target[bi, ai, labels] = q
     expected = F.binary_cross_entropy_with_logits(scores, target, reduction="sum") / q.sum().clamp(min=1) * crit.hyp.cls
     assert float(items["cal_loss"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+ASSIGNER_CLASSES = {"TaskAlignedAssigner": "tal", "TALAssigner": "tal", "SimOTAAssigner": "simota", "ATSSAssigner": "atss"}
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_assigner_of_every_loss_is_the_built_one(model, loss_name):
+    """assigner_of (params only, for labels) names the assigner the built criterion really uses."""
+    assert set(LOSS_ASSIGNERS) == set(LOSSES)
+    for p in (LossParams(), LossParams(assigner="atss"), LossParams(assigner="tal", rcq_assigner="simota")):
+        crit = LOSSES[loss_name](model, p)
+        assert ASSIGNER_CLASSES[type(crit.assigner).__name__] == assigner_of(loss_name, p)
+    split = LossParams(assigner="tal", rcq_assigner="simota")
+    assert assigner_of(loss_name, split) == ("tal" if loss_name == "v8" else "simota")
