@@ -1,4 +1,5 @@
-"""The data stage: ``run_data(params)`` builds the dataset under ``data.root`` (synthetic or COCO 2017).
+"""The data stage: ``run_data(params)`` builds the dataset under ``data.root`` (synthetic, COCO 2017 or a
+COCO-format folder: :mod:`alignrank.data.coco_dir`).
 
 Output layout (the contract every later stage reads)::
 
@@ -61,8 +62,6 @@ MARKER = {"written_by": "alignrank data stage", "marker_version": 1}  # fields o
 LAYOUT = ("annotations", "dataset.yaml", "images", "labels", "manifest.json")  # a dataset's entries (pre-marker)
 SPLITS = ("train", "val")
 FINGERPRINT_PATTERNS = ("images/*/*", "labels/*/*.txt", "annotations/*.json")
-SYNTHETIC_KEYS = ("seed", "num_train", "num_val", "imgsz", "num_classes", "max_objects", "empty_fraction", "clutter")
-COCO_KEYS = ("url", "subset")
 
 
 def resolve_root(dp: DataParams) -> Path:
@@ -71,9 +70,14 @@ def resolve_root(dp: DataParams) -> Path:
 
 
 def content_params(dp: DataParams) -> dict:
-    """The ``data`` params that change the dataset's content (what the params hash covers)."""
-    keys = SYNTHETIC_KEYS if dp.source == "synthetic" else COCO_KEYS
-    return {"version": DATA_VERSION, "source": dp.source, **{k: getattr(dp, k) for k in keys}}
+    """The ``data`` params that change the dataset's content (what the params hash covers); for ``coco_dir``
+    also the sha256 of the instances JSONs read (an edited JSON rebuilds the dataset)."""
+    out = {"version": DATA_VERSION, **dp.source_settings()}
+    if dp.source == "coco_dir":
+        from alignrank.data.coco_dir import input_digests
+
+        out["inputs"] = input_digests(dp)
+    return out
 
 
 def _dataset_yaml(root: Path, manifest: dict) -> str:
@@ -176,6 +180,10 @@ def _raw_splits(dp: DataParams, root: Path, build: Path) -> dict[str, dict]:
         kw = {k: getattr(dp, k) for k in ("seed", "imgsz", "num_classes", "max_objects", "clutter", "empty_fraction")}
         sizes = {"train": dp.num_train, "val": dp.num_val}
         return {s: generate_split(build / "images" / s, s, n=sizes[s], **kw) for s in SPLITS}
+    if dp.source == "coco_dir":
+        from alignrank.data.coco_dir import fetch_coco_dir
+
+        return fetch_coco_dir(dp, build=build)
     from alignrank.data.coco2017 import fetch_coco2017
 
     return fetch_coco2017(dp, root=root, build=build)
@@ -290,6 +298,7 @@ def run_data(params: Params) -> dict:
             "counts": counts,
             "skipped": skipped,
             "exif_orientation": exif,
+            **({"inputs": {s: raw[s]["_source"] for s in SPLITS}} if "_source" in raw["train"] else {}),
             "layout": {
                 "images": "images/{split}", "labels": "labels/{split}", "json": "annotations/instances_{split}.json"
             },

@@ -6,9 +6,9 @@ From ``data.url`` (default the official ``http://images.cocodataset.org``; tests
 * ``{url}/zips/{train,val}2017.zip``: ``{split}2017/<file_name>`` for EVERY image of that split's JSON,
   and, from the official URL, exactly 118287 / 5000 JPEGs.
 
-Downloads are cached in ``<data.root>/../downloads/`` (``downloads/`` next to ``data/`` by default): kept
-OUTSIDE ``data.root`` because DVC deletes a stage's outputs before re-running it, so a re-run re-uses
-the verified zips (see :mod:`alignrank.data.download` for resume, retries and the ``.ok`` markers).
+Downloads are cached in ``data.downloads`` (default ``downloads/`` under the project root): kept OUTSIDE
+``data/`` because DVC deletes a stage's outputs before re-running it, so a re-run re-uses the verified
+zips (see :mod:`alignrank.data.download` for resume, retries and the ``.ok`` markers).
 The annotation JSONs are extracted into ``downloads/annotations_trainval2017/``; images are
 extracted straight from the zip into the dataset being built (only the ``data.subset`` images).
 
@@ -16,7 +16,7 @@ extracted straight from the zip into the dataset being built (only the ``data.su
 order as the file names, which are the zero-padded ids).
 
 Examples:
-    >>> downloads_dir("/work/proj/data").as_posix()
+    >>> downloads_dir(DataParams(downloads="/work/proj/downloads")).as_posix()
     '/work/proj/downloads'
 """
 
@@ -29,6 +29,7 @@ from alignrank.config.schema import DataParams
 from alignrank.data.archive import safe_extract, verify_zip
 from alignrank.data.coco_format import read_json, safe_file_name, subset_images
 from alignrank.data.download import download
+from alignrank.io import resolve_path
 
 OFFICIAL_URL = "http://images.cocodataset.org"
 OFFICIAL_COUNTS = {"train": 118287, "val": 5000}
@@ -36,9 +37,9 @@ SPLITS = ("train", "val")
 ANN_ZIP = "annotations/annotations_trainval2017.zip"
 
 
-def downloads_dir(root: str | Path) -> Path:
-    """Download cache of the dataset built at ``root``: ``<root>/../downloads``."""
-    return Path(root).parent / "downloads"
+def downloads_dir(dp: DataParams) -> Path:
+    """Download cache: ``data.downloads`` (relative to the project root)."""
+    return resolve_path(dp.downloads)
 
 
 def ann_member(split: str) -> str:
@@ -55,14 +56,14 @@ def fetch_coco2017(dp: DataParams, *, root: Path, build: Path) -> dict[str, dict
 
     Args:
         dp: The ``data`` params (url, subset, retries, timeout).
-        root: Final dataset folder (locates the download cache).
+        root: Final dataset folder.
         build: Folder the dataset is being built in.
 
     Returns:
         ``{split: COCO dict}`` (subset-filtered, not yet validated).
     """
     base = dp.url.rstrip("/")
-    cache = downloads_dir(root)
+    cache = downloads_dir(dp)
     dl = {"retries": dp.retries, "timeout": dp.timeout}
     members = [ann_member(s) for s in SPLITS]
     ann_zip = download(
