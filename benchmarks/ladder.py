@@ -6,9 +6,10 @@ plus ``--set`` overrides. Every (rung, seed) is one ``alignrank train`` subproce
 training path, tracked in MLflow like any run), seed by seed (every rung's first seed before any second
 seed), at most ``jobs`` at a time, each logging to
 ``<out>/logs/<rung>-s<seed>.log``. Its summary, plus the per-epoch validation mAP of its
-``results.csv``, is stored as ``<out>/results/<rung>-s<seed>-<hash>.json``; the hash covers the rung's
-variant and settings, the data and train settings and the seed, so an edited rung is re-trained and an
-unchanged one is not (re-running the command resumes an interrupted ladder). The table (``doc:``) is
+``results.csv``, is stored as ``<out>/results/<rung>-s<seed>-<hash>.json``; the hash covers the variant
+and the resolved ``data``/``model``/``loss``/``train`` params of the run (params.yaml + the ladder's and
+the rung's settings; not the output folders), so an edited rung or default is re-trained and an unchanged
+one is not (re-running the command resumes an interrupted ladder). The table (``doc:``) is
 GENERATED from those files: edit the ladder, not the table.
 
 Usage:
@@ -67,11 +68,40 @@ def sets(mapping: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+def overrides(spec: dict[str, Any], rung: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The run's params overrides: the ladder's data/train settings, the rung's, variant and seed."""
+    out = {f"data.{k}": v for k, v in spec["data"].items()}
+    out.update({f"train.{k}": v for k, v in spec["train"].items()})
+    out.update(rung.get("set", {}))
+    out.update({"train.variant": rung["variant"], "train.seed": seed})
+    return out
+
+
+def resolved(spec: dict[str, Any], rung: dict[str, Any], seed: int):
+    """The run's params (params.yaml of this checkout + :func:`overrides`)."""
+    from alignrank.config import load_params
+
+    return load_params(ROOT / "params.yaml", [f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                                              for k, v in overrides(spec, rung, seed).items()])
+
+
 def rung_hash(spec: dict[str, Any], rung: dict[str, Any], seed: int) -> str:
-    """12 hex of what determines a rung's run (variant, settings, data, budget, seed)."""
-    payload = {"variant": rung["variant"], "set": rung.get("set", {}), "data": spec["data"],
-               "train": spec["train"], "seed": seed}
+    """12 hex of what determines a rung's run: the resolved data/model/loss/train params (not where it writes)."""
+    from alignrank.config import params_dict
+
+    d = params_dict(resolved(spec, rung, seed))
+    payload = {k: d[k] for k in ("data", "model", "loss", "train")}
+    payload["data"] = {k: v for k, v in payload["data"].items() if k != "root"}
+    payload["train"] = {k: v for k, v in payload["train"].items() if k not in ("out_dir", "lock_wait")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def validated_epochs(spec: dict[str, Any]) -> list[int]:
+    """Epochs whose validation the table shows: multiples of 10 that were validated, and the last one."""
+    t = resolved(spec, spec["rungs"][0], 0).train
+    period = t.val_period if hasattr(t, "val_period") else 1
+    marks = [e for e in range(10, t.epochs, 10) if period and e % period == 0]
+    return [*marks, t.epochs]
 
 
 def git_commit() -> str:
@@ -162,10 +192,22 @@ def at_epoch(curve: dict[str, list[float]], key: str, epoch: int) -> float:
     return math.nan
 
 
+def budget(spec: dict[str, Any]) -> str:
+    """One line naming the data and training settings every rung shares."""
+    p = resolved(spec, spec["rungs"][0], 0)
+    d, t = p.data, p.train
+    data = (f"{d.source} data, {d.num_train} train / {d.num_val} val images at {d.imgsz} px, {d.num_classes} classes, "
+            f"<= {d.max_objects} objects, clutter {d.clutter}") if d.source == "synthetic" else f"{d.source} data"
+    val = getattr(t, "val_period", 1)
+    when = "validated after the last epoch only" if val == 0 else f"validated every {val} epoch(s)"
+    return (f"{data}; YOLOv8-{p.model.scale}, {t.epochs} epochs, batch {t.batch}, {t.imgsz} px, {t.optimizer} lr0 "
+            f"{t.lr0}, {t.threads} thread(s), {when}")
+
+
 def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder_path: Path) -> str:
     """The generated markdown document of the ladder."""
-    epochs = int(spec["train"].get("epochs", 0))
-    marks = [e for e in (10, 20) if e < epochs] + [epochs]
+    marks = validated_epochs(spec)
+    epochs = marks[-1]
     lines = [
         f"# {spec.get('title', spec.get('name', 'ladder'))}",
         "",
@@ -174,10 +216,9 @@ def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder
         "",
         spec.get("intro", "").strip(),
         "",
-        "Data: `alignrank data " + " ".join(f"--set data.{k}={v}" for k, v in spec["data"].items()) + "`. "
-        "Training: `alignrank train --variant V --seed S " + " ".join(f"--set train.{k}={v}" for k, v in spec["train"].items())
-        + " <rung settings>`. Ultralytics validation mAP50-95 (0-1) of the epoch's EMA weights, mean ± sd over seeds; "
-        "`best` is the final validation of `best.pt` (the run's summary metric).",
+        f"Budget (params.yaml with the ladder's settings): {budget(spec)}. Each cell: ultralytics validation "
+        "mAP50-95 (0-1) of that epoch's EMA weights, mean ± sd over seeds; `best` is the final validation of "
+        "`best.pt` (the run's summary metric).",
         "",
         "| rung | variant | settings | seeds | " + " | ".join(f"mAP50-95 @{e}" for e in marks)
         + f" | mAP50 @{epochs} | best mAP50-95 | per seed @{epochs} |",
