@@ -6,13 +6,13 @@ variant when ``baseline`` is not profiled). Variants whose inference graph is th
 ``rcq`` = ``baseline``'s, ``full`` = ``csd``'s) share one inference measurement (``arch_of`` names it);
 training throughput and memory are measured per variant, in child processes (:mod:`alignrank.profile.probe`).
 
-Examples:
-    >>> from alignrank.config import load_params
-    >>> p = load_params(None, {"profile.variants": ["baseline", "csd"], "profile.scale": "n", "profile.imgsz": 64,
-    ...                        "profile.repeats": 2, "profile.warmup": 0, "profile.onnx": False})
-    >>> out = run_profile(p, json_out=None, memory=False, train=False)  # doctest: +SKIP
-    >>> sorted(out["ratios"]["csd"])  # doctest: +SKIP
-    ['gflops', 'latency_eager', 'params']
+A quick comparison of two variants (seconds of CPU: models are built and timed, so this is no doctest;
+``tests/profile`` runs it)::
+
+    p = load_params(None, {"profile.variants": ["baseline", "csd"], "profile.scale": "n", "profile.imgsz": 64,
+                           "profile.repeats": 2, "profile.warmup": 0, "profile.onnx": False})
+    out = run_profile(p, json_out=None, memory=False, train=False)
+    sorted(out["ratios"]["csd"])  # ['gflops', 'latency_eager', 'params']
 """
 
 from __future__ import annotations

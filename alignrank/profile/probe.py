@@ -5,10 +5,10 @@ interpreter (``python -m alignrank.profile.probe '<json>'``): after the model is
 (Linux ``/proc/self/clear_refs``; without it, ``ru_maxrss`` of the fresh process) and the rise of the mark
 during the work is that work's peak extra resident memory. The child prints one JSON line.
 
-Examples:
-    >>> out = run_probe({"mode": "infer", "variant": "baseline", "scale": "n", "nc": 3, "imgsz": 64})  # doctest: +SKIP
-    >>> out["peak_rss_mb"] > 0  # doctest: +SKIP
-    True
+A measurement starts a fresh interpreter and builds a model (seconds of CPU, so this is no doctest)::
+
+    out = run_probe({"mode": "infer", "variant": "baseline", "scale": "n", "nc": 3, "imgsz": 64})
+    out["peak_rss_mb"] > 0  # True (a failure comes back as {"error": "<one line>"})
 """
 
 from __future__ import annotations
