@@ -8,8 +8,16 @@ with 206 + ``Content-Range`` (416 past the end), logs every request's path and R
 * ``corrupt[path] = k``: serve ``path`` with flipped bytes in its middle for the next ``k`` requests.
 
 Examples:
-    >>> srv = LoopbackServer(Path("."))  # doctest: +SKIP
-    >>> srv.url, srv.requests            # doctest: +SKIP
+    >>> import tempfile, urllib.request
+    >>> root = Path(tempfile.mkdtemp()); _ = (root / "a.bin").write_bytes(b"0123456789")
+    >>> srv = LoopbackServer(root)
+    >>> opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    >>> with opener.open(urllib.request.Request(f"{srv.url}/a.bin", headers={"Range": "bytes=4-"})) as r:
+    ...     r.status, r.read()
+    (206, b'456789')
+    >>> srv.requests
+    [{'path': 'a.bin', 'range': 'bytes=4-'}]
+    >>> srv.close()
 """
 
 from __future__ import annotations
