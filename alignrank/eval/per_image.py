@@ -170,43 +170,70 @@ def _cat(arrays: list, empty_shape, dtype) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(empty_shape, dtype)
 
 
-def _category_points(rec: ImageRecords, k: int) -> tuple[np.ndarray, np.ndarray, object] | None:
-    """The precision/recall points of category ``k`` that can matter: its true positives, per threshold.
+@dataclass
+class _Points:
+    """The precision/recall points of one category that can matter: its true positives, per threshold.
 
-    Returns ``(tp_img, tp_mask, fp_count)``: (T, M) image index of the i-th true positive at each
-    threshold (M = most true positives of any threshold; padding masked out by ``tp_mask``), and a sparse
-    (T * M, I) matrix whose row ``t * M + i`` counts, per image, the false positives at threshold t
-    ranked after true positive i - 1 and before true positive i. None when the category has no true positive.
+    Attributes:
+        tp_img: (T, M) image index of the i-th true positive at each threshold (M = most true positives
+            of any threshold), padding masked out by ``tp_mask``.
+        tp_mask: (T, M).
+        cut: (T, M) index into the union of true-positive positions (over thresholds) of each point.
+        always_fp: sparse (U, I): per union position u, per image, the detections that are false positives at
+            EVERY threshold ranked after union position u - 1 and before u (most false positives; shared by
+            all thresholds, so they cost one product instead of T).
+        other_fp: sparse (T * M, I): the remaining false positives at threshold t ranked after true positive
+            i - 1 and before i (row ``t * M + i``), or None.
     """
+
+    tp_img: np.ndarray
+    tp_mask: np.ndarray
+    cut: np.ndarray
+    always_fp: object
+    other_fp: object
+
+
+def _category_points(rec: ImageRecords, k: int) -> _Points | None:
+    """:class:`_Points` of category ``k``; None when it has no true positive."""
     from scipy import sparse
 
     lo, hi = int(rec.cat_start[k]), int(rec.cat_start[k + 1])
     if hi == lo:
         return None
     tp, fp, img = rec.tp[lo:hi], rec.fp[lo:hi], rec.det_img[lo:hi]  # (n, T), (n, T), (n,)
-    n_thr = tp.shape[1]
+    n_img, n_thr = rec.num_images, tp.shape[1]
+    cuts = np.flatnonzero(tp.any(1))  # (U,) positions that are a true positive at some threshold
+    always = fp.all(1)  # (n,)
+    j = np.flatnonzero(always)
+    seg = np.searchsorted(cuts, j)  # (F,) cut positions ranked before each false positive
+    ok = seg < len(cuts)  # after the last true positive: no later point, no effect
+    always_fp = sparse.csr_matrix((np.ones(int(ok.sum())), (seg[ok], img[j[ok]])), shape=(len(cuts), n_img))
     pos = [np.flatnonzero(tp[:, t]) for t in range(n_thr)]  # detection index of each true positive
     m = max(len(p) for p in pos)
     tp_img = np.zeros((n_thr, m), np.int64)
     tp_mask = np.zeros((n_thr, m), bool)
+    cut = np.zeros((n_thr, m), np.int64)
     rows, cols = [], []
     for t, p in enumerate(pos):
         tp_img[t, : len(p)], tp_mask[t, : len(p)] = img[p], True
-        j = np.flatnonzero(fp[:, t])
-        seg = np.searchsorted(p, j)  # (F,) true positives ranked before each false positive
-        ok = seg < len(p)  # after the last true positive: no later point, no effect
-        rows.append(t * m + seg[ok]), cols.append(img[j[ok]])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    fp_count = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n_thr * m, rec.num_images))  # duplicates summed
-    return tp_img, tp_mask, fp_count
+        c = np.searchsorted(cuts, p)  # (m_t,) exact: p is a subset of cuts
+        cut[t, : len(p)], cut[t, len(p):] = c, (c[-1] if len(p) else 0)  # padding repeats the last point
+        jt = np.flatnonzero(fp[:, t] & ~always)
+        st = np.searchsorted(p, jt)
+        okt = st < len(p)
+        rows.append(t * m + st[okt]), cols.append(img[jt[okt]])
+    r = np.concatenate(rows)
+    other_fp = sparse.csr_matrix((np.ones(len(r)), (r, np.concatenate(cols))), shape=(n_thr * m, n_img)) if len(r) else None
+    return _Points(tp_img, tp_mask, cut, always_fp, other_fp)
 
 
 def weighted_ap(rec: ImageRecords, weights, *, max_elems: int = 4_000_000) -> dict[str, np.ndarray]:
     """COCO AP, AP50 and AP75 (fractions) for each row of image weights.
 
     Only the points at true positives are evaluated (the precision envelope and the recall thresholds
-    reached change nowhere else); the false positives between them enter as one sparse matrix product
-    of the weights with per-image counts.
+    reached change nowhere else); the false positives between them enter as sparse products of the
+    weights with per-image counts, one shared by all thresholds for detections that are false at every
+    threshold.
 
     Args:
         rec: Records of one evaluation.
@@ -228,13 +255,15 @@ def weighted_ap(rec: ImageRecords, weights, *, max_elems: int = 4_000_000) -> di
         pts = _category_points(rec, k)
         if pts is None:
             continue  # no true positive: AP 0 where the category has ground truth
-        tp_img, tp_mask, fp_count = pts
-        m = tp_img.shape[1]
-        step = max(1, max_elems // (n_thr * m))
+        m = pts.tp_img.shape[1]
+        step = max(1, max_elems // (n_thr * m + pts.cut.max() + 1))
         for b0 in range(0, b_all, step):
             wb = w[b0:b0 + step]  # (b, I)
-            tp = np.cumsum(wb[:, tp_img] * tp_mask, axis=2)  # (b, T, M) weighted true positives so far
-            fp = np.cumsum((fp_count @ wb.T).T.reshape(len(wb), n_thr, m), axis=2)  # (b, T, M) false positives before
+            tp = np.cumsum(wb[:, pts.tp_img] * pts.tp_mask, axis=2)  # (b, T, M) weighted true positives so far
+            shared = np.cumsum((pts.always_fp @ wb.T).T, axis=1)  # (b, U) always-false positives before each cut
+            fp = shared[:, pts.cut]  # (b, T, M) false positives before each point
+            if pts.other_fp is not None:
+                fp = fp + np.cumsum((pts.other_fp @ wb.T).T.reshape(len(wb), n_thr, m), axis=2)
             with np.errstate(divide="ignore", invalid="ignore"):
                 rc = tp / npig[b0:b0 + step, k, None, None]  # (b, T, M)
             pr = tp / (fp + tp + eps)
