@@ -188,11 +188,24 @@ def evaluate(
     pred: Optional[Path] = typer.Option(None, metavar="FILE", help="COCO results JSON of predictions"),
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="write the metrics here"),
     candidates: Optional[Path] = typer.Option(None, metavar="FILE", help="pre-NMS candidates (.npz or COCO results JSON) for rank/NMS-free metrics"),
+    run: Optional[str] = typer.Option(None, metavar="RUN", help="held-out data: predict with this run's best.pt (run folder, run name or variant/seed) on --images, score against --gt"),
+    images: Optional[Path] = typer.Option(None, metavar="DIR", help="with --run: folder of the --gt JSON's images"),
     params: Optional[Path] = ParamsOpt,
     overrides: Optional[List[str]] = SetOpt,
     set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
     """COCO metrics (pycocotools) + rank consistency, calibration, error breakdown, NMS-free AP."""
+    if run is not None or images is not None:
+        if run is None or images is None or gt is None or pred is not None:
+            raise ParamsError("evaluate --run: give --run, --gt and --images (and no --pred)")
+        p = _params(params, overrides, set_file)
+        from alignrank.eval.evaluator import format_table
+        from alignrank.eval.heldout import evaluate_heldout
+
+        out = evaluate_heldout(p, run, gt, images, json_out=json_out)
+        typer.echo(format_table(out["metrics"]), err=True)
+        _print_json(out)
+        return
     if (gt is None) != (pred is None):
         raise ParamsError("evaluate: give both --gt and --pred, or neither (evaluate the sweep's runs)")
     p = _params(params, overrides, set_file)

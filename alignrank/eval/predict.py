@@ -160,7 +160,67 @@ def load_model(weights: str | Path, device: str = "cpu"):
     return model.float().eval(), dict(ckpt.get("train_args") or {})
 
 
+def read_image(path: Path, *, stored_frame: bool = False) -> np.ndarray:
+    """BGR pixels as OpenCV loads them (turned by an EXIF orientation), or as stored (``stored_frame``)."""
+    import cv2
+
+    flags = cv2.IMREAD_COLOR | (cv2.IMREAD_IGNORE_ORIENTATION if stored_frame else 0)
+    im = cv2.imread(str(path), flags)
+    if im is None:
+        raise DataError(f"{path}: unreadable image; re-run the data stage")
+    return im
+
+
 @torch.inference_mode()
+def predict_images(
+    model: torch.nn.Module,
+    images: Sequence[tuple[Path, int]],
+    category_ids: np.ndarray,
+    params: EvalParams,
+    *,
+    size: int,
+    batch: int = 8,
+    device: str = "cpu",
+    stored_frame: frozenset[str] = frozenset(),
+) -> tuple[Detections, Detections]:
+    """Run ``model`` on ``images`` (letterboxed to ``size``): ``(post-NMS detections, pre-NMS candidates)``.
+
+    Args:
+        model: FP32 eval model (:func:`load_model`).
+        images: ``(path, image id)`` pairs.
+        category_ids: (nc,) dataset category id of each YOLO class index; a class mapped to a negative id has
+            no category in the ground truth and its boxes are dropped (held-out data with fewer classes).
+        params: ``eval`` params (conf, iou, max_det, max_candidates).
+        size: Input side.
+        batch: Images per forward pass.
+        device: Torch device.
+        stored_frame: File names loaded as stored, ignoring their EXIF orientation (their boxes describe the
+            stored pixels).
+    """
+    from ultralytics.data.augment import LetterBox
+
+    letterbox = LetterBox(new_shape=(size, size), auto=False, scaleup=True, center=True)
+    preds, cands, ids = [], [], []
+    for i in range(0, len(images), batch):
+        chunk = images[i : i + batch]
+        arrs, shapes = [], []
+        for path, _ in chunk:
+            im = read_image(path, stored_frame=path.name in stored_frame)
+            shapes.append(im.shape[:2])
+            arrs.append(letterbox(image=im))
+        x = torch.from_numpy(np.stack(arrs)[..., ::-1].transpose(0, 3, 1, 2).copy())  # (B, 3, S, S) RGB
+        x = x.to(device).float() / 255.0
+        out = model(x)
+        y = out[0] if isinstance(out, (tuple, list)) else out  # (B, 4 + nc, A)
+        pr, ca = decode_batch(y, (size, size), shapes, conf=params.conf, iou=params.iou, max_det=params.max_det,
+                              max_candidates=params.max_candidates)
+        preds += pr
+        cands += ca
+        ids += [im_id for _, im_id in chunk]
+    dets, cand = _to_detections(preds, ids, category_ids), _to_detections(cands, ids, category_ids)
+    return dets.select(dets.category_id >= 0), cand.select(cand.category_id >= 0)
+
+
 def predict_split(
     weights: str | Path,
     data_root: str | Path,
@@ -185,39 +245,22 @@ def predict_split(
     Returns:
         :class:`PredictResult`.
     """
-    import cv2
-    from ultralytics.data.augment import LetterBox
-
     p = params or EvalParams()
     ds = read_dataset_yaml(data_root)
     model, train_args = load_model(weights, device)
     size = int(imgsz or train_args.get("imgsz") or 640)
-    nc = int(getattr(model, "nc", None) or model.model[-1].nc)
+    nc = model_classes(model)
     cat_ids = ds["_category_ids"]
     if nc != len(cat_ids):
         raise DataError(f"{weights}: model has {nc} classes but {data_root}/dataset.yaml has {len(cat_ids)}; "
                         "evaluate on the data the run was trained on")
     images = val_images(ds["_val_dir"], gt)
-    letterbox = LetterBox(new_shape=(size, size), auto=False, scaleup=True, center=True)
-    preds, cands, ids = [], [], []
-    for i in range(0, len(images), batch):
-        chunk = images[i : i + batch]
-        arrs, shapes = [], []
-        for path, _ in chunk:
-            im = cv2.imread(str(path))
-            if im is None:
-                raise DataError(f"{path}: unreadable image; re-run the data stage")
-            shapes.append(im.shape[:2])
-            arrs.append(letterbox(image=im))
-        x = torch.from_numpy(np.stack(arrs)[..., ::-1].transpose(0, 3, 1, 2).copy())  # (B, 3, S, S) RGB
-        x = x.to(device).float() / 255.0
-        out = model(x)
-        y = out[0] if isinstance(out, (tuple, list)) else out  # (B, 4 + nc, A)
-        pr, ca = decode_batch(y, (size, size), shapes, conf=p.conf, iou=p.iou, max_det=p.max_det,
-                              max_candidates=p.max_candidates)
-        preds += pr
-        cands += ca
-        ids += [im_id for _, im_id in chunk]
+    preds, cands = predict_images(model, images, cat_ids, p, size=size, batch=batch, device=device)
     meta = {"variant": getattr(model, "variant", None), "scale": getattr(getattr(model, "model_params", None), "scale", None),
             "imgsz": size, "nc": nc, "num_images": len(images), "weights": str(weights)}
-    return PredictResult(_to_detections(preds, ids, cat_ids), _to_detections(cands, ids, cat_ids), meta)
+    return PredictResult(preds, cands, meta)
+
+
+def model_classes(model: torch.nn.Module) -> int:
+    """Number of classes of a loaded detection model."""
+    return int(getattr(model, "nc", None) or model.model[-1].nc)
