@@ -1,24 +1,26 @@
 """Run keys: a run's folder is named by a hash of everything that determines its result.
 
-``key = sha256(variant, head, loss, the model/loss params the variant READS, train params, dataset
+``key = sha256(variant, head, loss, the model/loss params the run READS, train params, dataset
 fingerprint, code version, torch/ultralytics versions)``. A finished run (``done.json``) with the same key
 is never recomputed, so after a completed sweep a params change re-runs only the runs it affects:
 
-* head ``detect`` reads only ``model.scale`` (the ``csd_*``/``bcdm_*``/``dyn_*`` keys do not key it);
-* loss ``v8`` reads only ``loss.box``/``cls``/``dfl`` (the RCQ terms, assigner and IoU choice do not);
-* any other head/loss reads its whole section (safe default for new registrations);
+* the ``model``/``loss`` fields a run reads are recorded by building its model and criterion and running
+  one loss step (:mod:`alignrank.runs.reads`), never listed by hand: the stock head reads only
+  ``model.scale``; the stock loss reads its gains, ``assigner``, ``iou_loss`` and the chosen assigner's
+  settings; a field read only under some setting (``loss.temperature`` when ``loss.lambda_list > 0``)
+  counts only then;
 * ``train.*`` all count (seed, device, threads, deterministic... change numerics) except ``out_dir``
-  (where) and ``save_period`` (extra checkpoints only);
-* the data is keyed by the content fingerprint in ``<data.root>/manifest.json``;
+  (where), ``save_period`` (extra checkpoints only) and ``lock_wait`` (how long to wait for a busy folder);
+* the data is keyed by the content fingerprint in ``<data.root>/manifest.json`` (files checked against it);
 * the code version hashes the source files that compute a run (``alignrank/nn``, ``alignrank/loss``,
   ``alignrank/engine/trainer.py``, ``alignrank/variants.py``), so uncommitted edits count, while edits
   to tracking, the CLI, eval or report code do not re-train anything.
 
 Examples:
-    >>> sorted(reads("head", "detect", {"scale": "n", "csd_points": 4}))
+    >>> from alignrank.config import load_params
+    >>> p = load_params(None, {"train.variant": "baseline"})
+    >>> sorted(key_payload(p, fingerprint="f" * 64)["model"])
     ['scale']
-    >>> sorted(reads("loss", "v8", {"box": 7.5, "cls": 0.5, "dfl": 1.5, "lambda_rank": 1.0}))
-    ['box', 'cls', 'dfl']
 """
 
 from __future__ import annotations
@@ -28,26 +30,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 from alignrank.config import params_dict
 from alignrank.config.schema import Params
 from alignrank.errors import DataError
 from alignrank.io import read_json, resolve_path
+from alignrank.runs.reads import recorded_reads
 from alignrank.variants import get_variant
 
-HEAD_READS: dict[str, tuple[str, ...]] = {"detect": ("scale",)}  # stock Detect: architecture scale only
-LOSS_READS: dict[str, tuple[str, ...]] = {"v8": ("box", "cls", "dfl")}  # stock v8DetectionLoss: its gains only
-TRAIN_IGNORED = ("out_dir", "save_period")
+TRAIN_IGNORED = ("out_dir", "save_period", "lock_wait")
 CODE_PATHS = ("nn", "loss", "engine/trainer.py", "variants.py")  # relative to the alignrank package
 PKG = Path(__file__).resolve().parents[1]  # the alignrank package
-
-
-def reads(kind: str, name: str, section: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of ``section`` that head/loss ``name`` reads (all of them when not listed)."""
-    table = HEAD_READS if kind == "head" else LOSS_READS
-    keys = table.get(name)
-    return dict(section) if keys is None else {k: section[k] for k in keys}
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,12 +104,13 @@ def key_payload(params: Params, *, fingerprint: str | None = None) -> dict:
     """Everything a run's result depends on (see the module docstring)."""
     d = params_dict(params)
     v = get_variant(params.train.variant)
+    model_reads, loss_reads = recorded_reads(params)
     return {
         "variant": v.name,
         "head": v.head,
         "loss_name": v.loss,
-        "model": reads("head", v.head, d["model"]),
-        "loss": reads("loss", v.loss, d["loss"]),
+        "model": {k: d["model"][k] for k in sorted(model_reads)},
+        "loss": {k: d["loss"][k] for k in sorted(loss_reads)},
         "train": {k: x for k, x in d["train"].items() if k not in TRAIN_IGNORED},
         "data": fingerprint or data_fingerprint(params),
         "code": code_version(),
