@@ -36,6 +36,10 @@ class RunFailed(AlignRankError):
     """A training run failed (after its retries)."""
 
 
+class Busy(AlignRankError):
+    """Another job holds the lock of a folder (a run folder, a dataset): ``busy: <folder> is locked by ...``."""
+
+
 _FIX = {
     errno.ENOSPC: "free disk space (or point the output folder to another disk) and re-run",
     errno.EDQUOT: "free space under your disk quota and re-run",

@@ -21,6 +21,7 @@ PKG = Path(alignrank.__file__).parent
 LAYERS: dict[str, int] = {
     "__init__": 0, "errors": 0, "registry": 0, "env": 0,
     "io": 1, "variants": 1,
+    "locks": 2,
     "config": 2,
     "tracking": 3, "data": 3, "loss": 3,
     "nn": 4,

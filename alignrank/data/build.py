@@ -9,6 +9,7 @@ Output layout (the contract every later stage reads)::
     <data.root>/annotations/instances_{train,val}.json   COCO instances (the original records, bad ones removed)
     <data.root>/manifest.json                     fingerprint, params hash, counts, skipped-record report,
                                                   EXIF-oriented images by name (see coco_format)
+    <data.root>/files.json                        size + sha256 of every fingerprinted file (alignrank.data.check)
     <data.root>/.alignrank-dataset.json           the stage's marker: this folder is ours to replace
 
 The dataset is built in a sibling folder ``.<root name>.building-<pid>-<random>`` and swapped in at the
@@ -17,13 +18,19 @@ or absolute paths: the same params give a byte-identical folder (bar ``dataset.y
 If ``manifest.json`` already records the same params hash and the files are there, the stage returns
 at once (``"cached": true``), only rewriting ``dataset.yaml`` if the folder moved.
 
+The stage holds the dataset's lock (:mod:`alignrank.data.lock`) while it checks, builds and swaps: it never
+rebuilds a dataset a run or a sweep is using (one ``busy:`` line, or it waits: ``train.lock_wait``).
+
 The stage only ever replaces a folder it wrote: one carrying its marker file ``.alignrank-dataset.json``
 (fields :data:`MARKER`), or a folder written by an earlier version of the stage (nothing in it but the
 layout above, with our ``manifest.json``). A missing or empty ``data.root`` is fine; anything else is
 refused with one line naming the folder, and nothing in it is touched.
 
 The fingerprint is sha256 over the sorted relative paths and bytes of ``images/``, ``labels/`` and
-``annotations/`` (training runs key their cache on it).
+``annotations/`` (training runs key their cache on it). ``files.json`` records each of those files' size and
+sha256: a re-run whose params are unchanged checks the files against it (:mod:`alignrank.data.check`: one
+``stat`` per file, a hash only for a file whose size or mtime moved) and rebuilds a dataset edited by hand,
+so a cached answer always describes the files; training refuses such a dataset the same way.
 
 Examples:
     >>> from alignrank.config import load_params
@@ -49,9 +56,11 @@ import yaml
 
 from alignrank.config import params_hash
 from alignrank.config.schema import DataParams, Params
+from alignrank.data.check import changed_files, remember_stats, write_file_table
 from alignrank.data.coco_format import category_ids, category_names, public_json, validate_coco, yolo_labels
 from alignrank.data.exif import reset_orientation
-from alignrank.data.files import fingerprint
+from alignrank.data.files import FINGERPRINT_PATTERNS
+from alignrank.data.lock import dataset_lock
 from alignrank.errors import DataError
 from alignrank.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, resolve_path
 
@@ -61,7 +70,6 @@ MARKER_NAME = ".alignrank-dataset.json"
 MARKER = {"written_by": "alignrank data stage", "marker_version": 1}  # fields only the stage writes
 LAYOUT = ("annotations", "dataset.yaml", "images", "labels", "manifest.json")  # a dataset's entries (pre-marker)
 SPLITS = ("train", "val")
-FINGERPRINT_PATTERNS = ("images/*/*", "labels/*/*.txt", "annotations/*.json")
 
 
 def resolve_root(dp: DataParams) -> Path:
@@ -95,7 +103,7 @@ def _dataset_yaml(root: Path, manifest: dict) -> str:
     return head + yaml.safe_dump(doc, sort_keys=False)
 
 
-def _summary(root: Path, manifest: dict, *, cached: bool, seconds: float) -> dict:
+def _summary(root: Path, manifest: dict, *, cached: bool, seconds: float, changed: int = 0) -> dict:
     return {
         "source": manifest["source"],
         "root": str(root),
@@ -108,6 +116,7 @@ def _summary(root: Path, manifest: dict, *, cached: bool, seconds: float) -> dic
         "skipped": {s: {k: v["count"] for k, v in r.items()} for s, r in manifest["skipped"].items()},
         "exif_orientation": manifest.get("exif_orientation", {}),
         "cached": cached,
+        "rebuilt_changed_files": changed,
         "seconds": round(seconds, 3),
     }
 
@@ -252,29 +261,53 @@ def run_data(params: Params) -> dict:
     """Build (or re-use) the dataset described by ``params.data``; see the module docstring.
 
     Args:
-        params: Resolved params (only ``params.data`` is read).
+        params: Resolved params (``params.data``; ``train.lock_wait``: how long to wait for jobs using the dataset).
 
     Returns:
         Summary: source, root, dataset_yaml, manifest, fingerprint, params_hash, nc, counts per split,
         skipped counts per split and kind, EXIF-oriented images per split (count, and by name the
-        orientation and the action: ``reset`` to 1 / ``kept``), cached, seconds.
+        orientation and the action: ``reset`` to 1 / ``kept``), cached, rebuilt_changed_files (files found
+        differing from what the stage wrote, rebuilt), seconds.
 
     Raises:
         DataError: bad source data (malformed JSON, corrupt download, unsafe archive) or a ``data.root`` holding
             files the stage did not write.
+        Busy: another job (a run, a sweep, another data stage) uses the dataset (see :mod:`alignrank.data.lock`).
     """
     t0 = time.time()
     dp = params.data
     root = resolve_root(dp)
     key = params_hash(content_params(dp))
     check_replaceable(root)
+    with dataset_lock(root, write=False, wait=params.train.lock_wait):  # checking: alongside runs reading it
+        summary, changed = _reuse(root, key, t0)
+    if summary is not None:
+        return summary
+    with dataset_lock(root, write=True, wait=params.train.lock_wait):  # building: alone
+        summary, changed = _reuse(root, key, t0)  # (built by another job while this one waited?)
+        return summary if summary is not None else _build(dp, root, key, t0, changed)
+
+
+def _reuse(root: Path, key: str, t0: float) -> tuple[dict | None, list[str] | None]:
+    """The summary of the dataset at ``root`` when it was built with params hash ``key`` and its files are as
+    written (else None), and the files found changed."""
     manifest = _cached(root, key)
-    if manifest is not None:
-        text, yml = _dataset_yaml(root, manifest), root / "dataset.yaml"
-        if not yml.is_file() or yml.read_text() != text:  # the folder moved (or the YAML was lost)
-            atomic_write_text(yml, text)
-        warm_label_caches(root, manifest)
-        return _summary(root, manifest, cached=True, seconds=time.time() - t0)
+    changed = changed_files(root) if manifest is not None else None
+    if manifest is None or changed != []:
+        return None, changed
+    text, yml = _dataset_yaml(root, manifest), root / "dataset.yaml"
+    if not yml.is_file() or yml.read_text() != text:  # the folder moved (or the YAML was lost)
+        atomic_write_text(yml, text)
+    warm_label_caches(root, manifest)
+    return _summary(root, manifest, cached=True, seconds=time.time() - t0), changed
+
+
+def _build(dp: DataParams, root: Path, key: str, t0: float, changed: list[str] | None) -> dict:
+    """Build the dataset in a sibling folder and swap it in (the caller holds the dataset's write lock)."""
+    check_replaceable(root)
+    if changed:
+        LOGGER.warning(f"data: {len(changed)} file(s) under {root} differ from what the data stage wrote (first: "
+                       f"{changed[0]}); rebuilding the dataset (edits under it are not kept)")
     build = root.with_name(f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
@@ -292,7 +325,7 @@ def run_data(params: Params) -> dict:
             "source": dp.source,
             "params_hash": key,
             "params": content_params(dp),
-            "fingerprint": fingerprint(build, FINGERPRINT_PATTERNS),
+            "fingerprint": write_file_table(build),
             "category_ids": cats["train"][0],
             "names": cats["train"][1],
             "counts": counts,
@@ -309,11 +342,12 @@ def run_data(params: Params) -> dict:
         _swap(build, root)
     finally:
         shutil.rmtree(build, ignore_errors=True)
+    remember_stats(root)
     warm_label_caches(root, manifest)
-    summary = _summary(root, manifest, cached=False, seconds=time.time() - t0)
+    summary = _summary(root, manifest, cached=False, seconds=time.time() - t0, changed=len(changed or ()))
     n_train, n_val = counts["train"]["images"], counts["val"]["images"]
     LOGGER.info(f"data: {dp.source} dataset at {root} ({n_train} train / {n_val} val images)")
     return summary
 
 
-__all__ = ["run_data", "resolve_root", "content_params", "DATA_VERSION"]
+__all__ = ["run_data", "resolve_root", "content_params", "check_replaceable", "DATA_VERSION", "FINGERPRINT_PATTERNS"]

@@ -11,6 +11,12 @@ A run trains ``train.variant`` with ``train.seed`` into its keyed folder (:mod:`
 Everything is logged through the ``tracker`` (params, tags, per-epoch and final metrics, artifacts);
 ``done.json`` is written last.
 
+One job at a time works in a run folder (``<run>/.lock``, :mod:`alignrank.locks`), and a run reads its
+dataset under the dataset's shared lock (:mod:`alignrank.data.lock`): a second job is told ``busy: ...`` or
+waits (``train.lock_wait``). The dataset's files are checked against the fingerprint the run is keyed by
+(:mod:`alignrank.data.check`) when the run starts and again before its result is recorded: a run never
+records a result under a fingerprint that does not describe the images and labels it trained on.
+
 Examples:
     >>> from alignrank.config import load_params
     >>> run_single(load_params(None, ["train.variant=baseline"]))  # `alignrank train` before `alignrank data`
@@ -33,17 +39,21 @@ import yaml
 
 from alignrank.config import flatten, params_dict
 from alignrank.config.schema import Params
+from alignrank.data.check import verified_fingerprint
+from alignrank.data.lock import dataset_lock
 from alignrank.engine import faults
 from alignrank.engine.callbacks import EpochLogger, ReportFn
 from alignrank.engine.guards import FiniteLossGuard
 from alignrank.errors import DataError, write_error
 from alignrank.io import atomic_write_json, atomic_write_text, read_json
+from alignrank.locks import hold
 from alignrank.runs.key import RunKey, data_root, run_dir, run_key
 from alignrank.runs.rundir import RunDir
 from alignrank.tracking.base import Tracker
 from alignrank.tracking.names import ALIASES
 
 FINAL_KEYS = tuple(ALIASES.values())  # map50_95, map50, precision, recall, fitness
+LOCK_NAME = ".lock"  # <run folder>/.lock: one job at a time per run folder
 
 
 @contextlib.contextmanager
@@ -83,6 +93,27 @@ def run_tags(params: Params, key: RunKey, provenance: Optional[dict] = None) -> 
     tags.update(provenance)
     tags["host"] = socket.gethostname()  # where it ran, not where it was dispatched from
     return {k: str(x) for k, x in tags.items()}
+
+
+def run_lock(rd: RunDir, *, wait: float):
+    """Hold ``<run folder>/.lock``: one job at a time writes a run folder (``busy:`` line, or wait ``wait`` s)."""
+    return hold(rd.path, rd.path / LOCK_NAME, wait=wait)
+
+
+def check_dataset(params: Params, key: RunKey, *, done: bool = False) -> None:
+    """Refuse (:class:`DataError`, one line) a dataset whose files are not those of the fingerprint ``key`` was
+    planned with: edited by hand since the data stage, or rebuilt since. ``done``: checked before the result is
+    recorded (a run that trained on another dataset than its key names records nothing)."""
+    root = data_root(params)
+    head = f"run {key.name}: result not recorded: " if done else ""
+    try:
+        fp = verified_fingerprint(root)
+    except DataError as e:
+        raise DataError(head + str(e)) from None
+    if fp != key.payload["data"]:
+        raise DataError(f"{head}the dataset at {root} was rebuilt (fingerprint {fp[:12]}) since run {key.name} was "
+                        f"planned on fingerprint {str(key.payload['data'])[:12]}; re-run the command (it plans on "
+                        f"the current dataset)")
 
 
 def _fit(params: Params, tracker: Tracker, rd: RunDir, *, resume: bool, report: Optional[ReportFn],
@@ -148,12 +179,28 @@ def train(
     Returns:
         Final metrics (validation of ``best.pt``): ``map50_95``, ``map50``, ``precision``,
         ``recall``, ``best_epoch``.
+
+    Raises:
+        Busy: Another job holds the run folder, or rebuilds the dataset (``train.lock_wait``).
+        DataError: The dataset's files are not those of the run's fingerprint (at the start, or before the
+            result is recorded: then no ``metrics.json``/``done.json`` is written).
     """
     key = key or run_key(params)
     rd = RunDir(run_dir(params, key))
+    if rd.done() is not None:
+        return rd.done()["metrics"]
+    wait = params.train.lock_wait
+    with run_lock(rd, wait=wait), dataset_lock(data_root(params), write=False, wait=wait):
+        return _train(params, tracker, rd, key, report=report, provenance=provenance, stream=stream, verbose=verbose)
+
+
+def _train(params: Params, tracker: Tracker, rd: RunDir, key: RunKey, *, report: Optional[ReportFn],
+           provenance: Optional[dict], stream: Optional[TextIO], verbose: bool) -> dict:
+    """:func:`train` with the run folder and the dataset locked."""
     done = rd.done()
-    if done is not None:
+    if done is not None:  # finished by another job while this one waited
         return done["metrics"]
+    check_dataset(params, key)
     rd.path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     state = rd.state(params.train.epochs)
@@ -174,6 +221,8 @@ def train(
         final = read_json(rd.metrics_json) or {}
     else:
         final = _fit(params, tracker, rd, resume=state == "resume", report=report, stream=stream, verbose=verbose)
+    check_dataset(params, key, done=True)  # trained on the dataset its key names, or nothing is recorded
+    if state != "finalize":
         atomic_write_json(rd.metrics_json, final)
     tracker.log_metrics({f"final/{k}": float(v) for k, v in final.items() if isinstance(v, (int, float))},
                         step=params.train.epochs)
@@ -259,10 +308,24 @@ def execute(
         factory: :class:`alignrank.tracking.session.TrackerFactory` (or anything with ``open(...) -> Tracker``).
         parent_run_id: MLflow parent (the sweep's run).
         provenance, key, report, stream: see :func:`train`.
+
+    Raises:
+        Busy: Another job holds the run folder (``train.lock_wait``): nothing of the run is touched.
     """
     key = key or run_key(params)
     rd = RunDir(run_dir(params, key))
     if rd.done() is not None:
+        return summary(rd, cached=True)
+    # the run folder's lock first: an attempt another job is running is not a dead one
+    with run_lock(rd, wait=params.train.lock_wait):
+        return _attempt(params, factory, rd, key, parent_run_id=parent_run_id, provenance=provenance,
+                        report=report, stream=stream)
+
+
+def _attempt(params: Params, factory, rd: RunDir, key: RunKey, *, parent_run_id: Optional[str],
+             provenance: Optional[dict], report: Optional[ReportFn], stream: Optional[TextIO]) -> dict:
+    """:func:`execute` with the run folder locked."""
+    if rd.done() is not None:  # finished by another job while this one waited
         return summary(rd, cached=True)
     end_dead_attempt(rd, factory)
     attempt = int(rd.meta().get("attempts", 0)) + 1  # = train()'s count: each attempt is its own MLflow run
@@ -298,7 +361,7 @@ def run_single(params: Params) -> dict:
     """
     from alignrank.tracking.session import direct_factory
 
-    key = run_key(params)
+    key = run_key(params, fingerprint=verified_fingerprint(data_root(params)))  # (a hand-edited dataset: refused)
     rd = RunDir(run_dir(params, key))
     print(f"run {key.name}: {rd.path}", file=sys.stderr, flush=True)
     return execute(params, direct_factory(params), key=key, stream=sys.stderr)

@@ -34,9 +34,11 @@ from typing import Optional
 
 from alignrank.config import flatten, params_dict, with_overrides
 from alignrank.config.schema import Params
+from alignrank.data.check import verified_fingerprint
+from alignrank.data.lock import dataset_lock
 from alignrank.errors import UsageError
 from alignrank.io import atomic_write_json, resolve_path
-from alignrank.runs.key import RunKey, data_fingerprint, run_dir, run_key
+from alignrank.runs.key import RunKey, data_root, run_dir, run_key
 from alignrank.runs.rundir import RunDir
 
 POLL_S = 1.0
@@ -67,8 +69,13 @@ def run_params(params: Params, variant: str, seed: int) -> Params:
 
 
 def plan(params: Params) -> list[RunSpec]:
-    """The sweep's runs in (variant, seed) order, duplicates removed."""
-    fingerprint = data_fingerprint(params)
+    """The sweep's runs in (variant, seed) order, duplicates removed.
+
+    Raises:
+        DataError: The dataset's files are not those its fingerprint describes (edited since the data stage):
+            one line telling to run ``alignrank data``.
+    """
+    fingerprint = verified_fingerprint(data_root(params))
     specs: dict[str, RunSpec] = {}
     for v in params.sweep.variants:
         for s in params.sweep.seeds:
@@ -206,22 +213,51 @@ def _check_settings(params: Params) -> None:
         )
 
 
+def _check_not_busy(todo: list[RunSpec], params: Params) -> None:
+    """Refuse at once (:class:`~alignrank.errors.Busy`, one line) a sweep with a run another job is training,
+    unless ``train.lock_wait`` says to wait (the run's own lock, taken by its task, is what guards it)."""
+    from alignrank.locks import hold
+    from alignrank.runs.run import LOCK_NAME
+
+    if params.train.lock_wait != 0:
+        return
+    for s in todo:
+        lock = s.dir / LOCK_NAME
+        if lock.is_file():  # (never creates a run folder)
+            with hold(s.dir, lock, wait=0):
+                pass
+
+
 def run_sweep(params: Params) -> dict:
     """Train every (variant, seed) of ``sweep.*`` on Ray, cached and resumable.
+
+    The dataset is locked for reading for the whole sweep (``alignrank data`` cannot rebuild it meanwhile) and
+    its files are checked against its fingerprint first; each run locks its own folder.
 
     Returns:
         ``{"runs": [per-run summary], "trained": [...], "cached": [...], "failed": [{"run", "error"}],
         "parent_run_id", "wall_s"}``, also written to ``<train.out_dir>/sweep.json``. ``failed``
         non-empty means the CLI exits 1.
+
+    Raises:
+        Busy: The dataset is being rebuilt, or a run is being trained by another job (``train.lock_wait``).
+        DataError: The dataset was edited since the data stage (run ``alignrank data``).
     """
+    _check_settings(params)
+    with dataset_lock(data_root(params), write=False, wait=params.train.lock_wait):
+        return _sweep(params)
+
+
+def _sweep(params: Params) -> dict:
+    """:func:`run_sweep` with the dataset locked for reading."""
     from alignrank.runs.progress import Progress
     from alignrank.runs.run import summary
 
     t0 = time.time()
-    _check_settings(params)
     specs = plan(params)
     cached = [s for s in specs if RunDir(s.dir).done() is not None]
     todo = [s for s in specs if s not in cached]
+    _check_not_busy(todo, params)
     progress = Progress({s.name: s.dir for s in specs}, stream=sys.stderr)
     for s in cached:
         progress.set(s.name, "cached", metric=(RunDir(s.dir).done() or {}).get("metrics", {}).get("map50_95"))

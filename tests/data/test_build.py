@@ -33,9 +33,9 @@ def test_manifest_fingerprint_and_summary(tmp_path):
     assert m["fingerprint"] == s["fingerprint"] == fingerprint(root, FINGERPRINT_PATTERNS)
     assert s["counts"]["train"]["images"] == 5 and s["counts"]["val"]["images"] == 3 and not s["cached"]
     assert s["dataset_yaml"] == str(root / "dataset.yaml") and s["skipped"] == {"train": {}, "val": {}}
-    assert sorted(os.listdir(root)) == [".alignrank-dataset.json", "annotations", "dataset.yaml", "images", "labels",
-                                        "manifest.json"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".data.")]  # no build leftovers
+    assert sorted(os.listdir(root)) == [".alignrank-dataset.json", "annotations", "dataset.yaml", "files.json",
+                                        "images", "labels", "manifest.json"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".data.")] == [".data.alignrank"]  # no build leftovers
     (root / "labels" / "train" / "000000000001.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # contents count
     assert fingerprint(root, FINGERPRINT_PATTERNS) != s["fingerprint"]
 

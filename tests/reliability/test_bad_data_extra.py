@@ -1,4 +1,5 @@
-"""Drill 5 (extra): bad files in a dataset given to training, i.e. hand-edited after the data stage.
+"""Drill 5 (extra): bad files in a dataset given to training (files the data stage's record covers, but
+ultralytics rejects; a dataset merely hand-edited after the data stage is refused before training).
 
 A zero-byte image and YOLO label files with NaN / out-of-range values are dropped by ultralytics' own label
 check; training must name them and count them (warning + ``data_report.json``), go on with the remaining
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from alignrank.config import with_overrides
+from alignrank.data.check import record_files
 from alignrank.engine.data_report import parse_msgs
 
 pytestmark = pytest.mark.reliability
@@ -46,6 +48,11 @@ def test_zero_byte_image_and_nan_or_out_of_range_labels_are_named_counted_and_sk
     (data / "labels" / "train" / f"{nan.stem}.txt").write_text(BAD_LABELS["nan"])
     (data / "labels" / "train" / f"{oor.stem}.txt").write_text(BAD_LABELS["out_of_range"])
     before = _hashes(data)
+    # as if the data stage had written these files: a dataset merely edited by hand is refused before training
+    # (tests/reliability/test_hand_edits.py), so its record is made over the edited files here
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["fingerprint"] = record_files(data)
+    (data / "manifest.json").write_text(json.dumps(manifest))
 
     params = with_overrides(tiny_params, {"data.root": str(data)})
     key = run_mod.run_key(params)
