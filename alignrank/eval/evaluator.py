@@ -17,10 +17,10 @@ from typing import Mapping
 import numpy as np
 
 from alignrank.config.schema import EvalParams
-from alignrank.eval.boxes import Detections, GroundTruth
+from alignrank.eval.boxes import Detections
 from alignrank.eval.calibration import calibration
 from alignrank.eval.coco import STAT_NAMES, CocoGT, coco_metrics
-from alignrank.eval.nms_free import nms_free_ap
+from alignrank.eval.nms_free import NMS_FREE_KEYS, nms_free_ap
 from alignrank.eval.rank import rank_consistency
 from alignrank.eval.tide import ERROR_TYPES, tide_errors
 
@@ -57,7 +57,9 @@ def evaluate_detections(
     Args:
         gt_dataset: COCO instances dict of the split (original ids).
         preds: Post-NMS predictions: COCO metrics, calibration (ECE) and TIDE.
-        candidates: Pre-NMS candidates: rank consistency and NMS-free AP (``preds`` when None).
+        candidates: Pre-NMS candidates: rank consistency and NMS-free AP. When None, rank consistency
+            uses ``preds`` and the NMS-free numbers are NaN (top-k of post-NMS predictions would only
+            repeat AP, at the cost of a second COCO evaluation).
         params: ``eval`` params (match IoU, ECE bins, NMS-free top-k).
         coco_gt: A prebuilt :class:`CocoGT` of ``gt_dataset`` (saves rebuilding it).
 
@@ -67,14 +69,17 @@ def evaluate_detections(
     p = params or EvalParams()
     cands = preds if candidates is None else candidates
     cgt = coco_gt or CocoGT(gt_dataset)
-    gt = GroundTruth.from_coco(gt_dataset)
+    gt = cgt.arrays
     m: dict = dict(coco_metrics(cgt, preds))
     rank, score, iou = rank_consistency(gt, cands, p.match_iou)
     m.update(rank)
     cal = calibration(gt, preds, p.match_iou, p.ece_bins)
     m.update({"ece": cal["ece"], "mce": cal["mce"], "dece": cal["dece"]})
     m.update(tide_errors(gt, preds, t_f=0.5, t_b=0.1))
-    m.update(nms_free_ap(cgt, cands, p.nms_free_topk))
+    if candidates is not None:
+        m.update(nms_free_ap(cgt, candidates, p.nms_free_topk))
+    else:
+        m.update({k: math.nan for k in NMS_FREE_KEYS})
     m.update({"num_images": int(len(gt.image_ids)), "num_gts": int((~gt.iscrowd).sum()),
               "num_preds": int(len(preds)), "num_candidates": int(len(cands))})
     return EvalResult(metrics=m, reliability=cal, score=score, iou=iou)
@@ -92,7 +97,7 @@ def format_table(metrics: Mapping) -> str:
     rows += [("rank consistency", None)] + [(k, fmt(metrics.get(k), False)) for k in RANK_KEYS]
     rows += [("calibration", None), ("ece (equal-mass)", fmt(metrics.get("ece"), False)),
              ("mce (equal-mass)", fmt(metrics.get("mce"), False)), ("dece (equal-width)", fmt(metrics.get("dece"), False))]
-    rows += [("NMS-free top-k (%)", None)]
+    rows += [("NMS-free top-k (%; needs pre-NMS candidates)", None)]
     rows += [(k, fmt(metrics.get(k))) for k in ("nms_free_AP", "nms_free_AP50", "nms_free_AP75")]
     rows += [("TIDE (dAP in %, count)", None), ("tide_AP50", fmt(metrics.get("tide_AP50")))]
     for e in ERROR_TYPES:

@@ -17,6 +17,7 @@ Examples:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from numbers import Real
@@ -144,6 +145,32 @@ def _record_error(r: Any, img_ids: set, cat_ids: set, gt_name: str) -> str | Non
     return None
 
 
+def _valid_arrays(data: list, gt: dict) -> Detections | None:
+    """The records as arrays when every one is valid (one vectorized pass), else None (then the per-record check
+    names the first bad one). Only plain JSON types pass: ``int`` ids, ``int``/``float`` numbers, list boxes."""
+    if not data:
+        return Detections.empty()
+    try:
+        img, cat = [r["image_id"] for r in data], [r["category_id"] for r in data]
+        box, score = [r["bbox"] for r in data], [r["score"] for r in data]
+    except (TypeError, KeyError):  # a record that is not an object, or a missing key
+        return None
+    num = {int, float}
+    if not (set(map(type, img)) <= {int} and set(map(type, cat)) <= {int} and set(map(type, score)) <= num
+            and set(map(type, box)) <= {list} and set(map(len, box)) == {4}
+            and set(map(type, itertools.chain.from_iterable(box))) <= num):
+        return None
+    try:
+        d = Detections(np.asarray(img, np.int64), np.asarray(cat, np.int64), np.asarray(box, np.float64),
+                       np.asarray(score, np.float64))
+    except (OverflowError, ValueError):  # an id beyond 64 bits
+        return None
+    ok = np.isin(d.image_id, np.asarray([im["id"] for im in gt["images"]], np.int64))
+    ok &= np.isin(d.category_id, np.asarray([c["id"] for c in gt["categories"]], np.int64))
+    ok &= np.isfinite(d.bbox).all(1) & (d.bbox[:, 2:] >= 0).all(1) & np.isfinite(d.score) & (d.score >= 0) & (d.score <= 1)
+    return d if ok.all() else None
+
+
 def load_predictions(path: str | Path, gt: dict, gt_name: str = "instances.json") -> Detections:
     """Load and check a COCO results JSON against the ground truth's image and category ids.
 
@@ -155,6 +182,9 @@ def load_predictions(path: str | Path, gt: dict, gt_name: str = "instances.json"
     if not isinstance(data, list):
         raise DataError(f"{path.name}: expected a JSON list of COCO results [{{image_id, category_id, bbox, score}}, ...], "
                         f"got {type(data).__name__}")
+    fast = _valid_arrays(data, gt)
+    if fast is not None:
+        return fast
     img_ids = {int(im["id"]) for im in gt["images"]}
     cat_ids = {int(c["id"]) for c in gt["categories"]}
     first, n_bad = None, 0

@@ -16,6 +16,8 @@ from __future__ import annotations
 from alignrank.eval.boxes import Detections
 from alignrank.eval.coco import CocoGT, coco_metrics
 
+NMS_FREE_KEYS = ("nms_free_AP", "nms_free_AP50", "nms_free_AP75")
+
 
 def nms_free_ap(gt: CocoGT, cands: Detections, topk: int = 100) -> dict[str, float]:
     """AP / AP50 / AP75 of the top-``topk`` pre-NMS candidates per image (keys ``nms_free_*``).
@@ -26,4 +28,4 @@ def nms_free_ap(gt: CocoGT, cands: Detections, topk: int = 100) -> dict[str, flo
         topk: Candidates kept per image, by score.
     """
     m = coco_metrics(gt, cands.topk_per_image(topk))
-    return {"nms_free_AP": m["AP"], "nms_free_AP50": m["AP50"], "nms_free_AP75": m["AP75"]}
+    return dict(zip(NMS_FREE_KEYS, (m["AP"], m["AP50"], m["AP75"])))

@@ -50,6 +50,7 @@ import math
 import numpy as np
 
 from alignrank.eval.boxes import Detections, GroundTruth, box_iou, group_slices
+from alignrank.eval.matching import segments
 
 ERROR_TYPES = ("cls", "loc", "both", "dupe", "bkg", "miss")
 _CLS, _LOC, _BOTH, _DUPE, _BKG, _MISS = range(6)
@@ -66,16 +67,19 @@ def class_ap(cls: np.ndarray, score: np.ndarray, tp: np.ndarray, num_gt: dict[in
     """
     cls, score, tp = np.asarray(cls), np.asarray(score, np.float64), np.asarray(tp, bool)
     rec_thr = np.arange(101) / 100  # tidecv's recall points (i / 100, not linspace: they differ in the last bit)
+    order = np.lexsort((-score, cls))  # by class, score descending, input order for ties
+    cls, tp = cls[order], tp[order]
+    start, size = segments(cls)
+    seg = dict(zip(cls[start].tolist(), zip(start.tolist(), size.tolist())))
     aps = []
-    for c in sorted(set(num_gt) | set(np.unique(cls).tolist())):
+    for c in sorted(set(num_gt) | set(seg)):
         n_gt = num_gt.get(c, 0)
-        m = cls == c
+        s0, n = seg.get(c, (0, 0))
         if n_gt == 0:
-            if m.any():
+            if n:
                 aps.append(0.0)
             continue
-        order = np.argsort(-score[m], kind="stable")
-        t = tp[m][order]
+        t = tp[s0 : s0 + n]
         tps, fps = np.cumsum(t), np.cumsum(~t)  # (n,)
         prec = tps / np.maximum(tps + fps, 1)
         rec = tps / n_gt
