@@ -1,0 +1,53 @@
+"""The RCQ ladder file is valid before hours of training: every rung resolves to valid params of a registered
+variant, rungs are distinct runs, and the generated table reads stored results."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def ladder():
+    spec = importlib.util.spec_from_file_location("ladder_runner", REPO / "benchmarks" / "ladder.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["ladder_runner"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def spec(ladder):
+    return ladder.load_ladder(REPO / "benchmarks" / "ladder_rcq.yaml")
+
+
+def test_every_rung_is_valid_params_and_a_distinct_run(ladder, spec, monkeypatch):
+    monkeypatch.setattr(ladder, "ROOT", REPO)  # params.yaml of the repository, not of the test's tmp folder
+    hashes = set()
+    for rung in spec["rungs"]:
+        p = ladder.resolved(spec, rung, 0)  # raises ParamsError on an unknown key or value
+        assert p.train.variant == rung["variant"]
+        assert p.loss.assigner == "tal" and p.loss.rcq_assigner == "same"  # rungs differ in the loss only
+        hashes.add(ladder.rung_hash(spec, rung, 0))
+    assert len(hashes) == len(spec["rungs"])
+    assert ladder.rung_hash(spec, spec["rungs"][0], 0) != ladder.rung_hash(spec, spec["rungs"][0], 1)
+    assert len(spec["seeds"]) >= 2
+
+
+def test_table_from_records(ladder, spec, monkeypatch):
+    monkeypatch.setattr(ladder, "ROOT", REPO)
+    last = ladder.validated_epochs(spec)[-1]
+
+    def rec(seed: int, v: float) -> dict:
+        return {"seed": seed, "commit": "abc", "code": "def", "summary": {"metrics": {"map50_95": v}},
+                "curve": {"epoch": [last], "map50_95": [v], "map50": [2 * v]}}
+
+    records = {"stock": [rec(0, 0.2), rec(1, 0.3)], "rcq": [rec(0, 0.1)]}
+    text = ladder.table(spec, records, REPO / "benchmarks" / "ladder_rcq.yaml")
+    assert "GENERATED" in text and "| stock | baseline | – | 0,1 | 0.250 ± 0.071 |" in text
+    assert "| rcq | rcq |" in text and "0.100" in text
+    assert text.count("\n| ") == len(spec["rungs"]) + 1  # header + one row per rung
