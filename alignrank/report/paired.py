@@ -146,7 +146,7 @@ def power_table(runs: Mapping, variants: Sequence[str], *, baseline: str = "base
         csv_rows.append([r[c] if r[c] is not None else "" for c in ("variant", "delta", "sd_seeds", "n_seeds",
                                                                       "seeds_needed", "se_images", "n_images",
                                                                       "images_needed")])
-    notes = [f"To detect an AP difference of {delta:g} points with {round(power * 100)}% power at two-sided α = {alpha} "
+    notes = [f"To detect an AP difference of {delta:g} (AP points, %) with {round(power * 100)}% power at two-sided α = {alpha} "
              "(per comparison, before Holm). Seeds: exact power of the paired t test (noncentral t) with the observed "
              "sd of the per-seed Δ, test set fixed. Images: normal approximation n·((z_(1−α/2) + z_power)·SE/Δ)², "
              "the image-bootstrap SE of Δ scaled as 1/√images, seeds fixed. n/a: fewer than 2 seeds or no "

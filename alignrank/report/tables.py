@@ -176,7 +176,8 @@ def ablation_table(runs: Mapping, variants: Sequence[str]) -> Table:
             mu, sd, _ = mean_std(seed_values(runs, v, m).values())
             cells.append(fmt_ms(mu, sd, digits(m))), nums.extend([mu, sd])
         rows.append(cells), csv_rows.append(nums)
-    notes = ["τ/ρ: score vs IoU of the pre-NMS candidates of each ground truth (higher is better); top-1 miss/IoU gap "
+    notes = ["Mean ± sample std over seeds (n = seeds); NMS-free AP in %. "
+             "τ/ρ: score vs IoU of the pre-NMS candidates of each ground truth (higher is better); top-1 miss/IoU gap "
              "and ECE: lower is better; NMS-free AP: top-k by score, no NMS."]
     return Table("ablation", "Table 2: rank consistency, calibration and NMS-free decoding", cols, rows, csv_cols, csv_rows,
                  notes)

@@ -26,8 +26,10 @@ def test_cli_report_readme_writes_and_prints_the_excerpt(tmp_path, monkeypatch):
     for name in ("table1_main", "table_paired", "table_power"):
         assert (tables / f"{name}.md").read_text().rstrip() in excerpt  # the tables as written, not retyped
     assert "table_paper" not in excerpt and "Published numbers" not in excerpt
-    assert "- data: synthetic (200 train / 64 val images" in excerpt and "fingerprint abc123def456" in excerpt
-    assert "- sweep: variants baseline, csd, rcq, full × seeds [0, 1]" in excerpt
+    p = load_params(None)
+    assert f"- data: synthetic ({p.data.num_train} train / {p.data.num_val} val images" in excerpt
+    assert "fingerprint abc123def456" in excerpt  # the evaluated data's identity (outputs/eval/runs/index.json)
+    assert f"- sweep: variants {', '.join(p.sweep.variants)} × seeds {list(p.sweep.seeds)}" in excerpt
 
 
 def test_machine_versions_and_commit_are_real():
