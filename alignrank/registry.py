@@ -19,7 +19,6 @@ Examples:
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Iterable, TypeVar
 
 F = TypeVar("F", bound=Callable)
@@ -38,6 +37,8 @@ def did_you_mean(name: object, known: Iterable[object], prefix: str = "") -> str
     >>> did_you_mean("zzz", ["baseline", "full"])
     ''
     """
+    import difflib  # (here: keep `import alignrank.config` light)
+
     words = {str(k): k for k in known}
     close = difflib.get_close_matches(str(name)[:200], list(words), n=1, cutoff=0.6)
     return f"did you mean '{prefix}{words[close[0]]}'?" if close else ""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -23,7 +22,6 @@ from alignrank.config.fields import ParamsError, build, flatten, to_dict
 from alignrank.config.schema import Params
 from alignrank.io import PARAMS_FILE, project_root
 
-LOGGER = logging.getLogger("alignrank.config")
 MAX_YAML_BYTES = 1 << 20  # a params file or fragment is a few KB; refuse anything above 1 MiB
 MAX_YAML_DEPTH = 32  # params nest 4 levels (tune.space.<key>.values); refuse deeper documents early
 
@@ -178,7 +176,9 @@ def load_params(
         path = candidate if candidate.is_file() else None
     raw, empty = _read_yaml(path) if path is not None else ({}, False)
     if empty:
-        LOGGER.warning(f"{path}: the file is empty; every param takes its default")
+        import logging  # (here: keep `import alignrank.config` light)
+
+        logging.getLogger("alignrank.config").warning(f"{path}: the file is empty; every param takes its default")
     merged: dict[str, Any] = {}
     for f in set_files:
         merged.update(flatten(read_yaml(f)))
