@@ -209,7 +209,7 @@ def build(cls: type, data: Mapping[str, Any] | None, prefix: str) -> Any:
         where = f"{prefix}." if prefix else ""
         hint = did_you_mean(unknown[0], fields, where)
         raise ParamsError(f"unknown key '{where}{_cut(str(unknown[0]))}' ({hint + ' ' if hint else ''}"
-                          f"allowed in {prefix or 'params'}: {', '.join(fields)})")
+                          f"allowed in {prefix or 'params'}: {_cut(', '.join(fields), 240)})")
     kwargs = {}
     for name, f in fields.items():
         key = f"{prefix}.{name}" if prefix else name
