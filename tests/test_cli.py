@@ -38,6 +38,21 @@ def test_help_of_every_command_loads_no_torch_ultralytics_mlflow_or_ray():
     assert r.stdout.strip().splitlines()[-1] == "LOADED []", r.stdout[-300:]
 
 
+def test_alignrank_console_script_help_imports_no_torch():
+    """The installed ``alignrank`` script itself, its imports listed by ``PYTHONPROFILEIMPORTTIME``."""
+    import os
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("alignrank")
+    assert exe.is_file(), f"{exe}: not installed (pip install -e .)"
+    for args in (["--help"], ["train", "--help"]):
+        r = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+        imported = {ln.rsplit("|", 1)[-1].strip().split(".")[0] for ln in r.stderr.splitlines() if ln.startswith("import time:")}
+        assert r.returncode == 0 and r.stdout.startswith("Usage: alignrank") and "typer" in imported, r.stderr[-500:]
+        assert not imported & set(HEAVY), (args, sorted(imported & set(HEAVY)))
+
+
 def test_version():
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.strip() == f"alignrank {__version__}"
