@@ -1,6 +1,6 @@
 """The ``Tracker`` protocol every training path logs through, and the do-nothing ``NullTracker``.
 
-A tracker is one experiment-tracking run. The training code calls only these five methods, so the
+A tracker is one experiment-tracking run. The training code calls only these six methods, so the
 MLflow implementation (:class:`alignrank.tracking.tracker.RunTracker`), the no-op one and test doubles
 are interchangeable.
 
@@ -38,6 +38,10 @@ class Tracker(Protocol):
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
         """Upload a local file as an artifact (optionally under ``artifact_path``)."""
 
+    def log_input(self, *, name: str, digest: str, source: str, profile: Optional[Mapping[str, Any]] = None,
+                  context: str = "train") -> None:
+        """Record the dataset the run reads (an MLflow dataset input: name, digest, source URI, profile)."""
+
     def end(self, status: str = "FINISHED") -> None:
         """Close the run with ``FINISHED``, ``FAILED`` or ``KILLED``."""
 
@@ -57,6 +61,10 @@ class NullTracker:
         pass
 
     def log_artifact(self, path: str | Path, artifact_path: Optional[str] = None) -> None:
+        pass
+
+    def log_input(self, *, name: str, digest: str, source: str, profile: Optional[Mapping[str, Any]] = None,
+                  context: str = "train") -> None:
         pass
 
     def end(self, status: str = "FINISHED") -> None:

@@ -117,6 +117,30 @@ def retry(what: str, fn: Callable[[], T], *, uri: str, base: float = 0.25) -> T:
     raise AssertionError("unreachable")
 
 
+def dataset_input(payload: Mapping[str, Any]):
+    """The ``mlflow.entities.DatasetInput`` of an ``input`` record: an ``mlflow.data`` dataset of metadata only
+    (name, digest, source URI, JSON profile) tagged with its context (``mlflow.data.context``, e.g. ``train``)."""
+    import json
+
+    import mlflow.data
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    src = str(payload["source"])
+    uri = src if "://" in src else Path(src).resolve().as_uri()
+    if uri.startswith("file:"):
+        source = mlflow.data.sources.LocalArtifactDatasetSource(uri)
+    else:
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+        source = resolve_dataset_source(uri)
+    d = MetaDataset(source, name=str(payload["name"]), digest=str(payload["digest"])).to_dict()
+    profile = json.dumps(payload["profile"], sort_keys=True, default=str) if payload.get("profile") else None
+    entity = Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
+                     schema=d.get("schema"), profile=profile)
+    return DatasetInput(entity, tags=[InputTag("mlflow.data.context", str(payload.get("context") or "train"))])
+
+
 class StoreClient:
     """The tracking store at ``uri``: opens runs and applies records to them.
 
@@ -251,6 +275,8 @@ class StoreClient:
                                     f"from the spool) and re-run `alignrank sync`")
             self._retry(f"log artifact {Path(p['path']).name}",
                         lambda: self.mlflow.log_artifact(rid, p["path"], p.get("artifact_path")))
+        elif kind == "input":
+            self._retry(f"log dataset {p['name']}", lambda: self.mlflow.log_inputs(rid, datasets=[dataset_input(p)]))
         elif kind == "end":  # MLflow prints "View run" links: sent to stderr, stdout stays clean for JSON
             with contextlib.redirect_stdout(sys.stderr):
                 self._retry("end run", lambda: self.mlflow.set_terminated(rid, status=p["status"],

@@ -7,6 +7,7 @@ logs nothing twice. The kinds the store understands (:meth:`~alignrank.tracking.
 * ``create`` (a run created while the store was unreachable: experiment, run_name, parent_run_id, tags,
   artifact_root, start_time), ``params`` (``{"params": {key: str}}``), ``tags`` (``{"tags": ...}``),
   ``metrics`` (``{"metrics": {key: float}, "step", "timestamp"}``), ``artifact`` (``{"path", "artifact_path"}``),
+  ``input`` (a dataset the run reads: ``{"name", "digest", "source", "profile", "context"}``),
   ``end`` (``{"status", "timestamp"}``).
 
 Two files hold records: a run's **spool** (``<run folder>/tracking_spool.jsonl``: what could not reach

@@ -124,6 +124,13 @@ class RunTracker:
         """Upload a local file (optionally under ``artifact_path``)."""
         self.send(record(self.run_id, "artifact", path=str(Path(path).resolve()), artifact_path=artifact_path))
 
+    def log_input(self, *, name: str, digest: str, source: str, profile: Optional[Mapping[str, Any]] = None,
+                  context: str = "train") -> None:
+        """Record the dataset the run reads as an MLflow dataset input (``digest``: at most 36 characters,
+        MLflow's limit; ``source``: a URI or local path; ``profile``: JSON-able summary shown with it)."""
+        self.send(record(self.run_id, "input", name=str(name), digest=str(digest)[:36], source=str(source),
+                         profile=dict(profile or {}), context=str(context)))
+
     def end(self, status: str = "FINISHED") -> None:
         """Close the run (idempotent), then try once to flush what is spooled."""
         if self._ended:

@@ -15,6 +15,7 @@ class RecordingTracker:
         self.metrics: list[tuple[int | None, dict]] = []
         self.artifacts: list[tuple[str, str | None]] = []
         self.ended: list[str] = []
+        self.inputs: list[dict] = []
 
     def log_params(self, params):
         self.params.update(params)
@@ -28,6 +29,9 @@ class RecordingTracker:
     def log_artifact(self, path, artifact_path=None):
         assert Path(path).is_file()
         self.artifacts.append((Path(path).name, artifact_path))
+
+    def log_input(self, *, name, digest, source, profile=None, context="train"):
+        self.inputs.append({"name": name, "digest": digest, "source": source, "profile": profile, "context": context})
 
     def end(self, status="FINISHED"):
         self.ended.append(status)
