@@ -77,3 +77,21 @@ def setup_offline() -> None:
     if wanted:
         SETTINGS.update(wanted)
     _DONE = True
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name (``/proc/cpuinfo``), else what :mod:`platform` says.
+
+    Examples:
+        >>> isinstance(cpu_model(), str)
+        True
+    """
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

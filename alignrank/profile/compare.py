@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from alignrank.config.schema import Params
+from alignrank.env import cpu_model
 from alignrank.io import atomic_write_json
 from alignrank.profile.flops import METHOD, model_gflops
 from alignrank.profile.latency import cuda_fns, eager_fns, ort_fns, summarize, time_alternating
@@ -36,15 +36,7 @@ from alignrank.variants import get_variant
 
 
 def _hardware() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    hw = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__, "cuda": None}
+    hw = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__, "cuda": None}
     try:
         import onnxruntime
 

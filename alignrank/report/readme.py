@@ -18,7 +18,6 @@ Examples:
 from __future__ import annotations
 
 import os
-import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Mapping
@@ -32,15 +31,9 @@ TABLES = ("table1_main", "table_paired", "table_power")
 
 def machine() -> dict:
     """``{"cpu": model name, "cores": logical CPUs}`` of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count()}
+    from alignrank.env import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count()}
 
 
 def versions() -> dict:

@@ -47,6 +47,7 @@ from alignrank.engine.guards import FiniteLossGuard
 from alignrank.errors import DataError, write_error
 from alignrank.io import atomic_write_json, atomic_write_text, read_json
 from alignrank.locks import hold
+from alignrank.runs.describe import describe_run
 from alignrank.runs.key import RunKey, data_root, run_dir, run_key
 from alignrank.runs.rundir import RunDir
 from alignrank.tracking.base import Tracker
@@ -215,6 +216,7 @@ def _train(params: Params, tracker: Tracker, rd: RunDir, key: RunKey, *, report:
     atomic_write_text(rd.params_yaml, yaml.safe_dump(params_dict(params), sort_keys=False))
     tracker.set_tags({**run_tags(params, key, provenance), "attempts": str(attempts), "start_state": state})
     tracker.log_params(flatten(params_dict(params)))
+    describe_run(tracker, params, key)  # description (vs baseline, non-default reads) and the dataset input
     rd.write_status(state="running", epoch=0, epochs=params.train.epochs, attempt=attempts, pid=os.getpid(),
                     host=socket.gethostname(), updated=time.time())
     if state == "finalize":
