@@ -22,9 +22,15 @@ calibration, TIDE, NMS-free AP).
   ``reliability.png``; the same stamp (checkpoint, ``eval`` params, ground truth, image folder) is not
   predicted again.
 
+With a trained run, ``evaluate_heldout(params, "full/0", "other/instances_val.json", "other/images")["metrics"]["AP"]``
+is its AP on the other dataset.
+
 Examples:
     >>> from alignrank.config import load_params
-    >>> # evaluate_heldout(load_params(None), "full/0", "other/instances_val.json", "other/images")["metrics"]["AP"]
+    >>> evaluate_heldout(load_params(None), "full/0", "other/instances_val.json", "other/images")  # nothing built yet
+    Traceback (most recent call last):
+    ...
+    alignrank.errors.DataError: .../dataset.yaml: dataset not found; build it with `alignrank data` (or `dvc repro data`)
 """
 
 from __future__ import annotations
