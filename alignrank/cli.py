@@ -143,18 +143,50 @@ def train(
 def sweep(
     variants: Optional[str] = typer.Option(None, metavar="LIST", help=f"variants to train, {ListHelp} (default: sweep.variants)"),
     seeds: Optional[str] = typer.Option(None, metavar="LIST", help=f"seeds per variant, {ListHelp} (default: sweep.seeds)"),
+    plan_only: bool = typer.Option(False, "--plan", help="print what would run and an estimate (as `alignrank plan`); start nothing"),
     params: Optional[Path] = ParamsOpt,
     overrides: Optional[List[str]] = SetOpt,
     set_file: Optional[List[Path]] = SetFileOpt,
 ) -> None:
     """Train every (variant, seed) of sweep.* on Ray (local or ray.address), cached and resumable."""
     p = _params(params, overrides, set_file, {"sweep.variants": _list(variants), "sweep.seeds": _list(seeds)})
+    if plan_only:
+        from alignrank.runs.plan import format_plan, make_plan
+
+        typer.echo(format_plan(make_plan(p)))
+        return
     from alignrank.runs.sweep import run_sweep
 
     summary = run_sweep(p)
     _print_json(summary)
     if summary.get("failed"):
         raise typer.Exit(1)
+
+
+@app.command(name="plan")
+@_guard
+def plan_cmd(
+    variants: Optional[str] = typer.Option(None, metavar="LIST", help=f"variants, {ListHelp} (default: sweep.variants)"),
+    seeds: Optional[str] = typer.Option(None, metavar="LIST", help=f"seeds per variant, {ListHelp} (default: sweep.seeds)"),
+    img_per_s: Optional[float] = typer.Option(None, "--img-per-s", metavar="N", help="training images/s of one run on the target device (default: measured by finished runs of the same setup)"),
+    cpus: Optional[float] = typer.Option(None, "--cpus", metavar="N", help="CPUs of the cluster (limits the runs at once)"),
+    gpus: Optional[float] = typer.Option(None, "--gpus", metavar="N", help="GPUs of the cluster (limits the runs at once)"),
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON instead of a table"),
+    params: Optional[Path] = ParamsOpt,
+    overrides: Optional[List[str]] = SetOpt,
+    set_file: Optional[List[Path]] = SetFileOpt,
+) -> None:
+    """Dry run of the sweep: each run (train / resume / cached), resources, Ray waves, wall time and GPU-hours."""
+    if img_per_s is not None and img_per_s <= 0:
+        raise ParamsError(f"plan --img-per-s: must be > 0, got {img_per_s}")
+    p = _params(params, overrides, set_file, {"sweep.variants": _list(variants), "sweep.seeds": _list(seeds)})
+    from alignrank.runs.plan import format_plan, make_plan
+
+    out = make_plan(p, img_per_s=img_per_s, cpus=cpus, gpus=gpus)
+    if as_json:
+        _print_json(out)
+    else:
+        typer.echo(format_plan(out))
 
 
 @app.command()
