@@ -149,6 +149,18 @@ def read_curve(run_dir: Path) -> dict[str, list[float]]:
     }
 
 
+def parse_summary(stdout: str) -> dict[str, Any]:
+    """The CLI's JSON summary: the last top-level JSON object in ``stdout`` (a library line printed to stdout
+    before it, e.g. ultralytics' "Overriding model.yaml nc=...", is skipped)."""
+    lines = stdout.splitlines()
+    for i in reversed([i for i, line in enumerate(lines) if line.startswith("{")]):
+        try:
+            return json.loads("\n".join(lines[i:]))
+        except json.JSONDecodeError:
+            continue
+    raise ValueError(f"no JSON summary in the output: {stdout[-300:]!r}")
+
+
 def train_one(spec: dict[str, Any], out: Path, rung: dict[str, Any], seed: int, result: Path) -> dict[str, Any]:
     """Train one (rung, seed) in a subprocess; store and return its result record."""
     log = out / "logs" / f"{rung['name']}-s{seed}.log"
@@ -164,7 +176,7 @@ def train_one(spec: dict[str, Any], out: Path, rung: dict[str, Any], seed: int, 
     if proc.returncode != 0:
         print(f"FAILED {rung['name']} seed {seed} (exit {proc.returncode}); see {log}", flush=True)
         return {}
-    summary = json.loads(proc.stdout)
+    summary = parse_summary(proc.stdout)
     record = {"rung": rung["name"], "variant": rung["variant"], "set": rung.get("set", {}), "seed": seed,
               "seconds": round(time.time() - t0, 1), "commit": git_commit(), "code": code_version(), "summary": summary,
               "curve": read_curve(Path(summary["run_dir"]))}

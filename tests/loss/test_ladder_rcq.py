@@ -51,3 +51,10 @@ def test_table_from_records(ladder, spec, monkeypatch):
     assert "GENERATED" in text and "| stock | baseline | – | 0,1 | 0.250 ± 0.071 |" in text
     assert "| rcq | rcq |" in text and "0.100" in text
     assert text.count("\n| ") == len(spec["rungs"]) + 1  # header + one row per rung
+
+
+def test_summary_parsed_after_library_output(ladder):
+    out = 'Overriding model.yaml nc=80 with nc=2\n{\n  "run": "r",\n  "metrics": {"map50_95": 0.1}\n}\n'
+    assert ladder.parse_summary(out)["metrics"]["map50_95"] == 0.1
+    with pytest.raises(ValueError, match="no JSON summary"):
+        ladder.parse_summary("nothing here\n")
