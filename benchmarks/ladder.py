@@ -176,7 +176,11 @@ def train_one(spec: dict[str, Any], out: Path, rung: dict[str, Any], seed: int, 
     if proc.returncode != 0:
         print(f"FAILED {rung['name']} seed {seed} (exit {proc.returncode}); see {log}", flush=True)
         return {}
-    summary = parse_summary(proc.stdout)
+    try:
+        summary = parse_summary(proc.stdout)
+    except ValueError as e:
+        print(f"FAILED {rung['name']} seed {seed}: {e}", flush=True)
+        return {}
     record = {"rung": rung["name"], "variant": rung["variant"], "set": rung.get("set", {}), "seed": seed,
               "seconds": round(time.time() - t0, 1), "commit": git_commit(), "code": code_version(), "summary": summary,
               "curve": read_curve(Path(summary["run_dir"]))}
