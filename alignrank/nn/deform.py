@@ -3,9 +3,20 @@
 For every location ``p`` of level ``l`` a shallow conv predicts, for each source level
 ``l' in {l-1, l, l+1}`` that exists, ``K`` offsets ``dp_k`` (in the source level's own pixels) and
 ``K`` weights; the output is ``y_l(p) = sum_l' sum_k w_k * z_l'(pi_l->l'(p) + dp_k)`` with bilinear
-samples (``grid_sample``, ``align_corners=False``, zero padding: a point off the map contributes 0).
+samples (``grid_sample``'s ``align_corners=False`` bilinear with zero padding: a point off the map contributes 0).
 Location ``p`` of level ``l`` maps into level ``l'`` with the pixel-centre convention
 ``pi(p) = (p + 0.5) * s_l / s_l' - 0.5``. The weights are one softmax over all ``sum_l' K`` points.
+
+How it runs: a bilinear sample is a weighted sum of 4 pixels, so ``y_l(p)`` is one weighted sum of
+``4 * sum_l' K`` pixel rows of the projected levels. Each projected level is zero-padded by
+``P = ceil(R + 0.5) + 1`` pixels (``R`` = ``offset_range``: no tap of an in-range point can leave the
+padded map, so no masks or clamps are needed and off-map taps read the zeros of ``grid_sample``'s
+zero padding), the levels are stacked into one pixel table ``(B * rows, c)``, and every location is one
+bag of ``F.embedding_bag`` (``mode="sum"``, ``per_sample_weights`` = bilinear weight x point weight), one
+call per level, each tap reading ``c`` contiguous floats, forward and backward (the whole sampler
+measured ~2x faster on CPU than one ``grid_sample`` per source level). In ONNX export the same sum is
+``Gather`` + a batched ``MatMul`` (ONNX has no weighted embedding bag). :func:`sample_weighted`
+(``grid_sample``) is the reference the tests hold this to.
 
 Levels have different widths (128/256/512 at scale s), so each level is first projected to a
 common thin width ``c`` by a 1x1 Conv-BN-SiLU (``z_l``) and sampled there: a sample then costs
@@ -87,6 +98,57 @@ def sample_weighted(src: torch.Tensor, grid: torch.Tensor, offsets: torch.Tensor
     return (s * weights.unsqueeze(1).to(s.dtype)).sum(2)  # (B, C, H, W)
 
 
+def bilinear_taps(px: torch.Tensor, py: torch.Tensor, w_pad: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 4 pixels and weights of bilinear samples in a row-major map ``w_pad`` pixels wide.
+
+    Args:
+        px, py: Equal-shape float coordinates in the map's pixels (pixel centres at integers); the caller keeps
+            every tap inside the map (the sampler pads its levels for that).
+        w_pad: Map width (an int or a tensor broadcasting against ``px``: one width per source).
+
+    Returns:
+        ``idx`` (..., 4) integer-valued float pixel indices and ``w`` (..., 4) weights, taps ordered
+        (y0 x0, y0 x1, y1 x0, y1 x1). Gradients reach ``px``/``py`` through the weights, as in ``grid_sample``.
+
+    Examples:
+        >>> idx, w = bilinear_taps(torch.tensor([0.25]), torch.tensor([1.0]), 3)
+        >>> idx.tolist(), w.tolist()
+        ([[3.0, 4.0, 6.0, 7.0]], [[0.75, 0.25, 0.0, 0.0]])
+    """
+    x0, y0 = px.floor(), py.floor()
+    fx, fy = px - x0, py - y0  # fractions, differentiable in px / py
+    i00 = y0 * w_pad + x0  # (...)
+    idx = torch.stack((i00, i00 + 1, i00 + w_pad, i00 + w_pad + 1), -1)  # (..., 4)
+    gx, gy = 1 - fx, 1 - fy
+    return idx, torch.stack((gx * gy, fx * gy, gx * fy, fx * fy), -1)  # (..., 4) each
+
+
+def gather_sum(table: torch.Tensor, idx: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Weighted sums of table rows, one bag per row of ``idx[i]``: ``out_i[n] = sum_t weights_i[n, t] table[idx_i[n, t]]``.
+
+    ``F.embedding_bag`` (``mode="sum"``, ``per_sample_weights``) per group; in ONNX export ``Gather`` then a
+    batched ``MatMul`` ``(N, 1, T) @ (N, T, c)`` (ONNX has no weighted embedding bag; in ONNX Runtime this
+    measured ~1.8x faster than ``Mul`` + ``ReduceSum`` and ~1.6x faster than ``GridSample``).
+
+    Args:
+        table: (R, c) contiguous rows.
+        idx: Per group (N_i, T_i) integer row indices.
+        weights: Per group (N_i, T_i) weights.
+
+    Returns:
+        Per group (N_i, c).
+
+    Examples:
+        >>> t = torch.eye(3)
+        >>> gather_sum(t, [torch.tensor([[0, 2]])], [torch.tensor([[0.5, 2.0]])])[0].tolist()
+        [[0.5, 0.0, 2.0]]
+    """
+    weights = [w.to(table.dtype) for w in weights]
+    if torch.onnx.is_in_onnx_export():
+        return [torch.matmul(w.unsqueeze(1), table[i]).squeeze(1) for i, w in zip(idx, weights)]  # (N, 1, c) -> (N, c)
+    return [F.embedding_bag(i, table, mode="sum", per_sample_weights=w) for i, w in zip(idx, weights)]  # (N, c) each
+
+
 def ring_offsets(points: int, radius: float) -> torch.Tensor:
     """Initial pattern: ``K`` points evenly on a ring of ``radius`` pixels (the centre when K == 1).
 
@@ -123,6 +185,7 @@ class CrossScaleSampler(nn.Module):
         nl = len(ch)
         self.c, self.points, self.offset_range = c, points, float(offset_range)
         self.ring = min(ring, 0.5 * self.offset_range)
+        self.pad = math.ceil(self.offset_range + 0.5) + 1  # zero border of each level in the pixel table
         self.sources = [tuple(j for j in (i - 1, i, i + 1) if 0 <= j < nl) for i in range(nl)]
         self.proj = nn.ModuleList(Conv(x, c, 1) for x in ch)
         self.pred = nn.ModuleList(
@@ -152,19 +215,40 @@ class CrossScaleSampler(nn.Module):
             Per level (B, c, H_l, W_l) weighted sums of the samples.
         """
         z = [p(xi) for p, xi in zip(self.proj, x)]  # per level (B, c, H_l, W_l)
-        out = []
+        b, c = z[0].shape[:2]
+        hw = [(t.shape[2], t.shape[3]) for t in z]
+        pad = self.pad
+        wp = [w + 2 * pad for _, w in hw]  # padded widths
+        first = [0]  # first table row of each padded level
+        for (h, _), w2 in zip(hw[:-1], wp[:-1]):
+            first.append(first[-1] + (h + 2 * pad) * w2)
+        rows = first[-1] + (hw[-1][0] + 2 * pad) * wp[-1]  # table rows per image
+        padded = [F.pad(t, (pad, pad, pad, pad)).flatten(2) for t in z]  # per level (B, c, Hp*Wp), zero border
+        table = torch.cat(padded, 2).transpose(1, 2).reshape(b * rows, c).contiguous()  # (B*rows, c): contiguous rows
+        image = (torch.arange(b, device=table.device) * rows).view(b, 1, 1, 1)  # (B, 1, 1, 1): first row per image
+        cdt = torch.promote_types(table.dtype, torch.float32)  # coordinates: fp32 also for fp16/bf16 models
+        lim = self.offset_range + 0.5  # |base - inside| <= 0.5 and |dp| < R: keeps every tap in the padding
+        idx, wts = [], []
         for i, (head, src) in enumerate(zip(self.pred, self.sources)):
-            b, _, h, w = z[i].shape
+            h, w = hw[i]
             s, k = len(src), self.points
-            o = head(z[i])  # (B, S*K*3, H, W)
-            off = o[:, : 2 * s * k].reshape(b, s, k, 2, h, w).permute(0, 1, 2, 4, 5, 3)  # (B, S, K, H, W, 2)
+            o = head(z[i]).to(cdt).permute(0, 2, 3, 1)  # (B, H, W, S*K*3)
+            off = o[..., : 2 * s * k].reshape(b, h, w, s, k, 2)  # (B, H, W, S, K, xy)
             off = self.offset_range * torch.tanh(off / self.offset_range)  # |dp| <= R per axis
-            wts = o[:, 2 * s * k :].softmax(1).view(b, s, k, h, w)  # (B, S, K, H, W): one softmax over S*K points
-            acc = None
-            for j, lj in enumerate(src):
-                zs = z[lj]
-                grid = base_grid(h, w, zs.shape[2], zs.shape[3], strides[i] / strides[lj], off)  # (1, 1, H, W, 2)
-                y = sample_weighted(zs, grid, off[:, j], wts[:, j])  # (B, c, H, W)
-                acc = y if acc is None else acc + y
-            out.append(acc)
-        return out
+            pw = o[..., 2 * s * k :].softmax(-1).reshape(b, h, w, s, k, 1)  # one softmax over the S*K points
+            kw = {"device": o.device, "dtype": o.dtype}
+            ratio = torch.tensor([strides[i] / strides[j] for j in src], **kw)  # (S,): s_l / s_l'
+            bx = (torch.arange(w, **kw).view(w, 1) + 0.5) * ratio - 0.5 + pad  # (W, S): padded source pixels
+            by = (torch.arange(h, **kw).view(h, 1) + 0.5) * ratio - 0.5 + pad  # (H, S)
+            hi = torch.tensor([[hw[j][1], hw[j][0]] for j in src], **kw).view(s, 1, 2) + (pad - 1 + lim)  # (S, 1, xy)
+            pxy = torch.minimum((off + torch.stack(torch.broadcast_tensors(bx.view(1, 1, w, s, 1),
+                                                                           by.view(1, h, 1, s, 1)), -1))
+                                .clamp(min=pad - lim), hi)  # (B, H, W, S, K, xy); a no-op guard for in-range points
+            w_src = torch.tensor([wp[j] for j in src], **kw).view(s, 1)  # (S, 1)
+            t_idx, t_w = bilinear_taps(pxy[..., 0], pxy[..., 1], w_src)  # (B, H, W, S, K, 4) each
+            base = torch.tensor([first[j] for j in src], **kw).view(s, 1, 1)  # (S, 1, 1): first row of each source
+            t_idx = (t_idx + base).long().view(b, h, w, s * k * 4) + image  # (B, H, W, S*K*4) table rows
+            idx.append(t_idx.view(b * h * w, s * k * 4))  # one bag per location, bag-major
+            wts.append((t_w * pw).view(b * h * w, s * k * 4))
+        out = gather_sum(table, idx, wts)  # per level (B*H*W, c)
+        return [y.view(b, h, w, c).permute(0, 3, 1, 2) for y, (h, w) in zip(out, hw)]  # per level (B, c, H, W)

@@ -1,9 +1,9 @@
 """ONNX export of a fused detection model (our own ``torch.onnx.export`` path) and ONNX Runtime sessions.
 
-The TorchScript-based exporter (``dynamo=False``) is used: it maps ``grid_sample`` to ONNX
-``GridSample`` (opset >= 16) and the ``groups=B`` dynamic conv to a ``Conv`` whose weight is a graph
-value. The batch size is fixed at export (the grouped conv's ``group`` attribute is the batch).
-The head is put in export mode, so the graph returns the decoded ``(B, 4 + nc, anchors)`` tensor.
+The TorchScript-based exporter (``dynamo=False``) is used, with a dynamic batch axis (``batch``) on the
+input and the output: the CSD head's sampler exports as ``Gather`` + ``MatMul`` and its dynamic convs as
+batched ``MatMul`` (per-image kernels are graph values, so no ``Conv`` carries them). The head is put in
+export mode, so the graph returns the decoded ``(B, 4 + nc, anchors)`` tensor.
 
 Examples:
     >>> import tempfile
@@ -46,17 +46,21 @@ def export_model(model: torch.nn.Module) -> torch.nn.Module:
     return m
 
 
-def export_onnx(model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int, int] = 640, opset: int = OPSET) -> Path:
-    """Export ``model`` (fused copy, batch 1) to ``path`` atomically; returns the path.
+def export_onnx(
+    model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int, int] = 640, opset: int = OPSET,
+    dynamic_batch: bool = True,
+) -> Path:
+    """Export ``model`` (fused copy, traced at batch 1) to ``path`` atomically; returns the path.
 
     Args:
         model: Ultralytics-style detection model (``model.model[-1]`` is the head).
         path: Output ``.onnx`` file.
-        imgsz: Input side or (h, w).
-        opset: ONNX opset (>= 16 for GridSample).
+        imgsz: Input side or (h, w) (fixed in the graph).
+        opset: ONNX opset (>= 16).
+        dynamic_batch: Give the input and the output a dynamic batch axis named ``batch``.
     """
     if opset < 16:
-        raise ValueError(f"export_onnx: opset {opset} has no GridSample; use opset >= 16")
+        raise ValueError(f"export_onnx: opset {opset} is older than 16 (GridSample); use opset >= 16")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     m = export_model(model)
@@ -67,6 +71,7 @@ def export_onnx(model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int
         torch.onnx.export(
             m, (x,), str(tmp), opset_version=opset, dynamo=False, input_names=["images"], output_names=["output0"],
             do_constant_folding=True,
+            dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}} if dynamic_batch else None,
         )
     os.replace(tmp, path)
     return path
@@ -83,11 +88,15 @@ def ort_session(path: str | Path, threads: int = 1):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def onnx_max_abs_diff(model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int, int] = 640, seed: int = 0) -> float:
-    """Max abs difference between ONNX Runtime's and PyTorch's outputs on one random image."""
+def onnx_max_abs_diff(
+    model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int, int] = 640, seed: int = 0, batch: int = 1
+) -> float:
+    """Max abs difference between ONNX Runtime's and PyTorch's outputs on a random batch of ``batch`` images."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(1, 3, *_size(imgsz), generator=g)
+    x = torch.rand(batch, 3, *_size(imgsz), generator=g)
     with torch.no_grad():
         ref = export_model(model)(x)
     out = ort_session(path).run(None, {"images": x.numpy()})[0]
+    if out.shape != tuple(ref.shape):
+        raise ValueError(f"{path}: ONNX Runtime output shape {out.shape} != PyTorch's {tuple(ref.shape)}")
     return float(np.abs(out - ref.numpy()).max())

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from alignrank.nn.deform import CrossScaleSampler, base_grid, ring_offsets, sample_weighted
+from alignrank.nn.deform import CrossScaleSampler, base_grid, bilinear_taps, gather_sum, ring_offsets, sample_weighted
 
 
 def _ramp_x(h: int, w: int) -> torch.Tensor:
@@ -107,3 +107,68 @@ def test_offsets_bounded_by_range():
     x = [torch.randn(1, 4, 6, 6, dtype=torch.float64), torch.randn(1, 4, 3, 3, dtype=torch.float64)]
     out = s(x, strides=(8.0, 16.0))[0]
     assert torch.isfinite(out).all()
+
+
+def _grid_sample_reference(s: CrossScaleSampler, x, strides):
+    """Eq. 1 with ``grid_sample`` per source level (the straightforward form the gather sampler must equal)."""
+    z = [p(xi) for p, xi in zip(s.proj, x)]
+    out = []
+    for i, (head, src) in enumerate(zip(s.pred, s.sources)):
+        b, _, h, w = z[i].shape
+        n, k = len(src), s.points
+        o = head(z[i])
+        off = o[:, : 2 * n * k].reshape(b, n, k, 2, h, w).permute(0, 1, 2, 4, 5, 3)  # (B, S, K, H, W, 2)
+        off = s.offset_range * torch.tanh(off / s.offset_range)
+        wts = o[:, 2 * n * k :].softmax(1).view(b, n, k, h, w)
+        acc = 0
+        for j, lj in enumerate(src):
+            grid = base_grid(h, w, z[lj].shape[2], z[lj].shape[3], strides[i] / strides[lj], z[lj])
+            acc = acc + sample_weighted(z[lj], grid, off[:, j], wts[:, j])
+        out.append(acc)
+    return out
+
+
+@pytest.mark.parametrize("offset_range,scale", [(4.0, 0.3), (2.0, 50.0), (1.0, 1.0)])
+def test_gather_sampler_equals_grid_sample(offset_range, scale):
+    """Random offsets (``scale`` 50 saturates them at +-R, points far off the map): same values and gradients
+    (to the features, the offset/weight predictor and the projections) as grid_sample, at odd sizes, batch 2."""
+    torch.manual_seed(0)
+    s = CrossScaleSampler((4, 6, 8), c=5, points=3, offset_range=offset_range).double()
+    with torch.no_grad():
+        for head in s.pred:
+            head[-1].weight.normal_(0, scale)
+    x = [torch.randn(2, c, h, w, dtype=torch.float64, requires_grad=True)
+         for c, (h, w) in zip((4, 6, 8), ((13, 10), (7, 5), (4, 3)))]
+    strides = (8.0, 16.0, 32.0)
+    got, want = s(x, strides), _grid_sample_reference(s, x, strides)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+    probe = [torch.randn_like(w) for w in want]
+    grads_got = torch.autograd.grad(sum((g * p).sum() for g, p in zip(got, probe)), [*x, *s.parameters()])
+    grads_want = torch.autograd.grad(sum((w * p).sum() for w, p in zip(want, probe)), [*x, *s.parameters()])
+    for a, b in zip(grads_got, grads_want):
+        torch.testing.assert_close(a, b)
+
+
+def test_gather_sampler_in_bfloat16_autocast_is_finite():
+    s = CrossScaleSampler((8, 16, 32), c=8, points=4)
+    x = _sampler_inputs()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = s(x, strides=(8.0, 16.0, 32.0))
+    assert all(torch.isfinite(o.float()).all() for o in out)
+    sum(o.float().sum() for o in out).backward()
+    assert all(torch.isfinite(p.grad).all() for p in s.parameters() if p.grad is not None)
+
+
+def test_bilinear_taps_match_grid_sample_weights():
+    idx, w = bilinear_taps(torch.tensor([1.25]), torch.tensor([0.5]), 4)
+    assert idx.tolist() == [[1.0, 2.0, 5.0, 6.0]]
+    torch.testing.assert_close(w, torch.tensor([[0.375, 0.125, 0.375, 0.125]]))
+
+
+def test_gather_sum_matches_dense_sum():
+    table = torch.randn(10, 3, dtype=torch.float64)
+    idx = [torch.randint(0, 10, (4, 6)), torch.randint(0, 10, (2, 5))]
+    w = [torch.rand(4, 6, dtype=torch.float64), torch.rand(2, 5, dtype=torch.float64)]
+    for out, i, ww in zip(gather_sum(table, idx, w), idx, w):
+        torch.testing.assert_close(out, (table[i] * ww.unsqueeze(-1)).sum(1))
