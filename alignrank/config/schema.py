@@ -325,6 +325,14 @@ class Params:
     mlflow: MlflowParams = param(factory=MlflowParams, help="experiment tracking")
 
     def check(self, prefix: str) -> None:
+        gpus = self.ray.gpus_per_run
+        if gpus > 1:  # one run on several GPUs of one node: DDP over the GPUs Ray hands it (renumbered from 0)
+            want = ",".join(str(i) for i in range(int(gpus)))
+            if gpus != int(gpus):
+                raise ParamsError(f"ray.gpus_per_run: above 1 it must be a whole number of GPUs, got {gpus}")
+            if self.train.device.replace(" ", "") != want:
+                raise ParamsError(f"ray.gpus_per_run={int(gpus)}: each run trains with DDP on the {int(gpus)} GPUs Ray "
+                                  f"gives it; set train.device={want} (got {shown(self.train.device)})")
         for key in self.tune.space:
             section, _, name = key.partition(".")
             sub = getattr(self, section, None)

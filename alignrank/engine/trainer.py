@@ -179,15 +179,37 @@ class AlignRankTrainer(DetectionTrainer):
         params: Resolved AlignRank params (variant, model, loss settings are read from here).
         overrides: Ultralytics training arguments (see :func:`ultralytics_overrides`).
         _callbacks: Ultralytics callbacks.
+        cfg: Ultralytics' base configuration (a DDP worker passes its default dict with ``save_dir``).
+
+    With ``train.device`` listing several GPUs (``0,1``), :meth:`train` launches DDP workers through
+    :mod:`alignrank.engine.ddp`, which rebuild this trainer from the params (ultralytics' own DDP script cannot).
     """
 
-    def __init__(self, params: Params, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None) -> None:
+    def __init__(self, params: Params, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None,
+                 *, cfg: Any = DEFAULT_CFG) -> None:
         self.run_params = params
-        super().__init__(DEFAULT_CFG, overrides, _callbacks)
+        super().__init__(cfg, overrides, _callbacks)
         self.add_callback("on_train_start", _restore_rng_state)
         self.add_callback("on_train_epoch_start", _reseed_epoch_order)
         if params.train.val_period > 1:
             self.add_callback("on_train_epoch_start", _validate_every(params.train.val_period))
+
+    def train(self) -> None:
+        """Train in this process, or (several GPUs) through our DDP launcher (:func:`alignrank.engine.ddp.run_ddp`)."""
+        if not self.ddp:
+            return super().train()
+        from ultralytics.utils import LOGGER
+        from ultralytics.utils.torch_utils import unset_deterministic
+
+        from alignrank.engine.ddp import run_ddp
+
+        if self.args.rect:
+            LOGGER.warning("'rect=True' is incompatible with multi-GPU training, setting 'rect=False'")
+            self.args.rect = False
+        try:
+            run_ddp(self)
+        finally:
+            unset_deterministic()
 
     def get_model(self, cfg: str | dict | None = None, weights=None, verbose: bool = True) -> AlignRankModel:
         """Build our model for the configured variant and load ``weights`` into it (resume/fine-tune)."""

@@ -139,7 +139,7 @@ def _dispatch(todo: list[RunSpec], params: Params, factory, parent_id: Optional[
     """
     import ray
 
-    from alignrank.runs.cluster import task_options
+    from alignrank.runs.cluster import release, submit, task_options
     from alignrank.runs.run import end_dead_attempt
 
     task = ray.remote(task_fn or _train_task).options(**task_options(params))
@@ -152,12 +152,13 @@ def _dispatch(todo: list[RunSpec], params: Params, factory, parent_id: Optional[
             while queue and len(inflight) < params.ray.max_concurrent:
                 s = queue.popleft()
                 attempts[s.name] += 1
-                inflight[task.remote(s.params, factory, parent_id, provenance, s.key)] = s
+                inflight[submit(task, params, s.params, factory, parent_id, provenance, s.key)] = s  # (own placement group: >1 GPU)
                 progress.set(s.name, "running", attempt=attempts[s.name])
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
             progress.poll()
             for ref in ready:
                 s = inflight.pop(ref)
+                release(ref)
                 try:
                     results[s.name] = ray.get(ref, timeout=60)
                     progress.set(s.name, "done", metric=results[s.name]["metrics"].get("map50_95"))

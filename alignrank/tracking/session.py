@@ -59,6 +59,10 @@ class TrackerFactory:
     writer: Any = None
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:  # never a credential: no password in the URI, no credentials
+        return (f"TrackerFactory(uri={client.redact_uri(self.uri)!r}, experiment={self.experiment!r}, "
+                f"artifact_root={self.artifact_root!r}, writer={self.writer!r})")
+
     def open(self, *, run_name: str | None = None, parent_run_id: str | None = None, run_id: str | None = None,
              tags: Mapping[str, Any] | None = None, reopen: bool = True, spool_dir: Path | None = None,
              offline_ok: bool = False) -> RunTracker:

@@ -46,7 +46,7 @@ class Server:
         self.tmp, self.port, self.proc = tmp, free_port(), None
         self.uri = f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 120.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:  # (a loaded CI machine needs well over a minute)
         log = open(self.tmp / "server.log", "ab")
         self.proc = subprocess.Popen(
             [str(MLFLOW), "server", "--backend-store-uri", f"sqlite:///{self.tmp / 'm.db'}",
