@@ -167,3 +167,21 @@ def test_m1_without_side_stream_trains_like_the_stock_head():
     # conv vs batched matmul round differently (~1e-7); six Adam steps amplify that to ~3e-4 at most
     torch.testing.assert_close(torch.tensor(losses["csd"]), torch.tensor(losses["base"]), rtol=1e-3, atol=0)
 
+
+
+def test_ema_tracks_every_head_tensor():
+    """Validation runs the EMA copy: with decay 0 it must equal the live model after a step (nothing left out)."""
+    from ultralytics.utils.torch_utils import ModelEMA
+
+    torch.manual_seed(0)
+    m = _model({}).train()
+    ema = ModelEMA(m, decay=0.0, tau=1)
+    batch = synthetic_batch(2, 64, NC)
+    opt = _adamw(m)
+    _loss(m, batch, m(batch["img"])).backward()
+    opt.step()
+    _perturb(m.model[-1])  # side stream and kernels away from their init too
+    ema.update(m)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ema.ema.eval()(x)[0], m.eval()(x)[0])
