@@ -40,6 +40,10 @@ class Busy(AlignRankError):
     """Another job holds the lock of a folder (a run folder, a dataset): ``busy: <folder> is locked by ...``."""
 
 
+class CheckpointRefused(AlignRankError):
+    """A checkpoint whose sha256 its run did not record: never loaded (a ``.pt`` file is a pickle)."""
+
+
 _FIX = {
     errno.ENOSPC: "free disk space (or point the output folder to another disk) and re-run",
     errno.EDQUOT: "free space under your disk quota and re-run",

@@ -2,6 +2,8 @@
 
 Always train and resume through this trainer: ultralytics' own ``YOLO(...).train()`` rebuilds a stock
 ``DetectionModel`` from the checkpoint's YAML and silently drops the CSD head and the RCQ loss.
+Every checkpoint it writes is recorded by sha256 in the run folder's ``checkpoints.json``, and a checkpoint
+next to such a record is checked against it before ultralytics unpickles it (:mod:`alignrank.engine.checkpoints`).
 Our settings travel on :class:`alignrank.config.Params`, never as extra ``model.train(**kw)`` keys.
 
 Examples:
@@ -14,6 +16,7 @@ Examples:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import uuid
@@ -24,6 +27,8 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG
 
 from alignrank.config.schema import Params
+from alignrank.engine import checkpoints
+from alignrank.engine.checkpoints import verify
 from alignrank.errors import UsageError, write_error
 from alignrank.locks import pid_alive
 from alignrank.nn.model import AlignRankModel
@@ -104,27 +109,28 @@ def _rng_file(trainer: DetectionTrainer) -> Path:
     return Path(trainer.wdir) / "last_exact.pt"
 
 
-def _save_rng_state(trainer: DetectionTrainer) -> None:
-    """Save what an exact resume needs beside ``last.pt``, tagged with the epoch: the RNG states that drive
+def _exact_state(trainer: DetectionTrainer) -> bytes:
+    """What an exact resume needs beside ``last.pt``, tagged with the epoch, serialized: the RNG states that drive
     the next epoch's augmentation (python/numpy/torch; the image order is reseeded per epoch by
-    :func:`_reseed_epoch_order`) and the fp32 live model,
-    EMA and optimizer. Ultralytics' own checkpoint resumes the live weights from the EMA, with an fp16
-    optimizer state and fresh RNGs, so without this a resumed run is not the uninterrupted one."""
+    :func:`_reseed_epoch_order`) and the fp32 live model, EMA and optimizer. Ultralytics' own checkpoint resumes
+    the live weights from the EMA, with an fp16 optimizer state and fresh RNGs, so without this a resumed run
+    is not the uninterrupted one. Only tensors and plain Python values: it loads with ``weights_only=True``."""
     import random
 
     import numpy as np
     import torch
     from ultralytics.utils.torch_utils import unwrap_model
 
-    from alignrank.io import atomic_write_bytes
-
-    state = {"epoch": int(trainer.epoch), "python": random.getstate(), "numpy": np.random.get_state(),
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"epoch": int(trainer.epoch), "python": random.getstate(),
+             "numpy": [str(kind), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                       float(gauss)],
              "torch": torch.get_rng_state(),
              "model": unwrap_model(trainer.model).state_dict(), "ema": trainer.ema.ema.state_dict() if trainer.ema else None,
              "updates": trainer.ema.updates if trainer.ema else None, "optimizer": trainer.optimizer.state_dict()}
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(_rng_file(trainer), buf.getvalue())
+    return buf.getvalue()
 
 
 def _reseed_epoch_order(trainer: DetectionTrainer) -> None:
@@ -150,11 +156,13 @@ def _restore_rng_state(trainer: DetectionTrainer) -> None:
     f = _rng_file(trainer)
     if not trainer.start_epoch or not f.is_file():
         return
-    state = torch.load(f, weights_only=False)  # our own file, written by _save_rng_state in this run folder
+    verify(f)  # a file of this run's record, never another
+    state = torch.load(f, map_location="cpu", weights_only=True)  # tensors and plain values only
     if state.get("epoch") != trainer.start_epoch - 1:
         return
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     unwrap_model(trainer.model).load_state_dict(state["model"])
     if trainer.ema and state["ema"] is not None:
@@ -188,6 +196,10 @@ class AlignRankTrainer(DetectionTrainer):
     def __init__(self, params: Params, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None,
                  *, cfg: Any = DEFAULT_CFG) -> None:
         self.run_params = params
+        for key in ("resume", "model", "pretrained"):  # .pt files ultralytics unpickles while it sets up
+            path = (overrides or {}).get(key)
+            if isinstance(path, (str, Path)) and str(path).endswith(".pt") and Path(path).is_file():
+                verify(Path(path), required=False)  # one beside a run's record must be a file that run wrote
         super().__init__(cfg, overrides, _callbacks)
         self.add_callback("on_train_start", _restore_rng_state)
         self.add_callback("on_train_epoch_start", _reseed_epoch_order)
@@ -239,9 +251,13 @@ class AlignRankTrainer(DetectionTrainer):
         return dataset
 
     def save_model(self) -> bool:
-        """Ultralytics' checkpoint save, made atomic: ``last.pt``/``best.pt`` are written under temp names and
-        then ``os.replace``d, so a run killed mid-save (Ctrl-C, a cancelled Ray task) keeps its previous
-        checkpoint and resumes from it instead of restarting."""
+        """Ultralytics' checkpoint save, made atomic and recorded: ``last.pt``/``best.pt`` (and the exact-resume
+        ``last_exact.pt``) are written under unique temp names, their sha256 recorded in the run's
+        ``checkpoints.json`` (:mod:`alignrank.engine.checkpoints`), then ``os.replace``d: a run killed mid-save
+        (Ctrl-C, a cancelled Ray task) keeps its previous checkpoint and resumes from it, and any checkpoint on
+        disk is one whose hash is recorded."""
+        from alignrank.io import atomic_write_bytes, sha256_file
+
         final = (self.last, self.best)
         _drop_stale_temps(Path(self.wdir))
         tmp = tuple(_temp_name(p) for p in final)  # unique: two jobs in one folder never share a temp file
@@ -257,9 +273,33 @@ class AlignRankTrainer(DetectionTrainer):
             raise
         finally:
             self.last, self.best = final
-        if tmp[0].exists():
-            _save_rng_state(self)  # before last.pt is replaced: a kill in between leaves an older, mismatched file
-        for t, p in zip(tmp, final):
-            if t.exists():
-                os.replace(t, p)
+        try:
+            exact = _exact_state(self) if tmp[0].exists() else None
+            entries = {p.name: {"sha256": sha256_file(t), "epoch": int(self.epoch)} for t, p in zip(tmp, final)
+                       if t.exists()}
+            if exact is not None:
+                entries[_rng_file(self).name] = {"sha256": hashlib.sha256(exact).hexdigest(), "epoch": int(self.epoch)}
+            checkpoints.record(Path(self.save_dir), entries)  # before the files take their names
+            if exact is not None:  # before last.pt is replaced: a kill in between leaves an older, mismatched file
+                atomic_write_bytes(_rng_file(self), exact)
+            for t, p in zip(tmp, final):
+                if t.exists():
+                    os.replace(t, p)
+        except BaseException as e:
+            for t in tmp:
+                t.unlink(missing_ok=True)
+            err = write_error(final[0], e) if isinstance(e, OSError) else e
+            if err is not e:
+                raise err from e
+            raise
         return saved
+
+    def final_eval(self) -> None:
+        """Ultralytics' final validation of ``best.pt``, which first strips the optimizer from ``last.pt`` and
+        ``best.pt`` in place: the stripped files are recorded too (a kill between the strip and the record
+        leaves a ``last.pt`` that is refused, not loaded)."""
+        from alignrank.io import sha256_file
+
+        super().final_eval()
+        checkpoints.record(Path(self.save_dir), {f.name: {"sha256": sha256_file(f), "epoch": -1}
+                                                 for f in (self.last, self.best) if f.exists()})

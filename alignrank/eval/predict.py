@@ -147,12 +147,19 @@ def load_model(weights: str | Path, device: str = "cpu"):
 
     Returns:
         ``(model, train_args)``.
+
+    Raises:
+        CheckpointRefused: It lies in a run folder whose record does not list its sha256
+            (:mod:`alignrank.engine.checkpoints`; ``alignrank evaluate`` also refuses one without a record).
     """
     from ultralytics.nn.tasks import load_checkpoint
+
+    from alignrank.engine.checkpoints import verify
 
     weights = Path(weights)
     if not weights.is_file():
         raise DataError(f"{weights}: checkpoint not found; train the run first (alignrank sweep)")
+    verify(weights, required=False)  # a pickle: one beside a run's record must be a file that run wrote
     try:
         model, ckpt = load_checkpoint(str(weights), device=torch.device(device))
     except Exception as e:  # noqa: BLE001  (truncated or foreign pickle)

@@ -73,6 +73,8 @@ def _device() -> str:
 
 def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Path, *, coco_gt=None) -> dict:
     """Predict (unless cached) and evaluate one run; returns ``{"status", "metrics", "meta", "eval_dir"}``."""
+    from alignrank.engine.checkpoints import verify
+    from alignrank.errors import CheckpointRefused
     from alignrank.eval.boxes import Detections
     from alignrank.eval.calibration import save_reliability
     from alignrank.eval.evaluator import evaluate_detections
@@ -87,6 +89,10 @@ def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Pa
                          f"loaded (a .pt file is a pickle that can run code)"}
     if not weights.is_file():
         return {"status": "missing", "eval_dir": str(eval_dir), "error": f"{weights}: checkpoint not found"}
+    try:
+        verify(weights)  # and only those whose sha256 their run recorded (a planted file is never unpickled)
+    except CheckpointRefused as e:
+        return {"status": "refused", "eval_dir": str(eval_dir), "error": str(e)}
     stamp = {"weights_sha256": sha256_file(weights)[:16], "eval": to_dict(params.eval), "gt_sha256": gt_sha}
     old = read_json(eval_dir / "metrics.json")
     files = [eval_dir / f for f in ("predictions.json", "candidates.npz", "score_iou.npz", "reliability.png")]

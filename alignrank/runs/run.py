@@ -329,6 +329,8 @@ def _attempt(params: Params, factory, rd: RunDir, key: RunKey, *, parent_run_id:
     """:func:`execute` with the run folder locked."""
     if rd.done() is not None:  # finished by another job while this one waited
         return summary(rd, cached=True)
+    if rd.last.is_file():
+        rd.state(params.train.epochs)  # a last.pt this run did not write is refused before any MLflow run opens
     end_dead_attempt(rd, factory)
     attempt = int(rd.meta().get("attempts", 0)) + 1  # = train()'s count: each attempt is its own MLflow run
     rd.path.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails here, before an MLflow run exists

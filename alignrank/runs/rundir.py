@@ -7,6 +7,8 @@ Layout (ultralytics writes ``weights/`` and ``results.csv``; we write the JSON f
 * ``status.json``  - live state for the progress view (state, epoch, latest metric, pid, host)
 * ``metrics.json`` - final metrics, written when training returns (lets a retry skip to tracking)
 * ``done.json``    - the completion marker, written LAST: a run with it is never recomputed
+* ``checkpoints.json`` - sha256 (and epoch) of every checkpoint the trainer wrote; a ``last.pt`` whose hash
+  is not in it is never loaded (:mod:`alignrank.engine.checkpoints`)
 
 Examples:
     >>> import tempfile
@@ -25,18 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignrank.engine.checkpoints import peek, verify
 from alignrank.io import atomic_write_json, read_json
 
 
 def checkpoint_epoch(path: Path) -> int | None:
-    """0-based epoch stored in an ultralytics checkpoint (-1 once stripped), None if unreadable."""
-    import torch
+    """0-based epoch stored in an ultralytics checkpoint (-1 once stripped), None if unreadable.
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        return int(ckpt.get("epoch", -1))
-    except Exception:  # noqa: BLE001 - truncated/corrupt file from a killed writer
-        return None
+    Read without running any code of the file (:func:`alignrank.engine.checkpoints.peek`): it may be one no
+    run of ours wrote.
+    """
+    ckpt = peek(path)
+    e = ckpt.get("epoch", -1) if ckpt is not None else None
+    return e if isinstance(e, int) and not isinstance(e, bool) else None
 
 
 @dataclass(frozen=True)
@@ -66,14 +69,18 @@ class RunDir:
         return read_json(self.run_json) or {}
 
     def state(self, epochs: int) -> str:
-        """``done`` | ``finalize`` (trained, tracking unfinished) | ``resume`` (valid last.pt) | ``fresh``."""
+        """``done`` | ``finalize`` (trained, tracking unfinished) | ``resume`` (valid last.pt) | ``fresh``.
+
+        Raises:
+            CheckpointRefused: ``last.pt`` is not a file this run recorded (see :mod:`alignrank.engine.checkpoints`).
+        """
         if self.done() is not None:
             return "done"
         if read_json(self.metrics_json) is not None:
             return "finalize"
         if self.last.is_file():
-            e = checkpoint_epoch(self.last)
-            if e is not None and 0 <= e and e + 1 < epochs:
+            e = verify(self.last).get("epoch")  # never unpickled unless its hash is one this run wrote
+            if isinstance(e, int) and 0 <= e and e + 1 < epochs:
                 return "resume"
         return "fresh"
 

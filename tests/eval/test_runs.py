@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from alignrank.config import with_overrides
+from alignrank.engine.checkpoints import record_file
 from alignrank.errors import DataError
 from alignrank.eval import runs as stage
 from alignrank.eval.per_image import ImageRecords, weighted_ap
@@ -25,6 +26,8 @@ def save_checkpoint(path: Path, variant: str, nc: int, imgsz: int) -> Path:
     model = build_model(variant, scale="n", nc=nc)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.half(), "ema": None, "train_args": {"imgsz": imgsz}, "epoch": -1}, path)
+    if path.parent.name == "weights":  # in a run folder: recorded, as the trainer records what it writes
+        record_file(path, epoch=-1)
     return path
 
 

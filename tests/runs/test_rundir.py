@@ -7,6 +7,8 @@ import os
 import pytest
 import torch
 
+from alignrank.engine.checkpoints import record_file
+from alignrank.errors import CheckpointRefused
 from alignrank.io import atomic_write_json, read_json, resolve_path
 from alignrank.runs.rundir import RunDir
 
@@ -14,6 +16,7 @@ from alignrank.runs.rundir import RunDir
 def _ckpt(rd: RunDir, epoch: int) -> None:
     rd.last.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"epoch": epoch, "model": None}, rd.last)
+    record_file(rd.last, epoch=epoch)  # as the trainer records every checkpoint it writes
 
 
 @pytest.mark.parametrize("epoch, state", [(0, "resume"), (1, "resume"), (2, "fresh"), (-1, "fresh")])
@@ -24,12 +27,13 @@ def test_last_checkpoint_resumes_only_mid_training(tmp_path, epoch, state):
 
 
 @pytest.mark.reliability
-def test_corrupt_checkpoint_restarts_and_reset_clears_partial_outputs(tmp_path):
+def test_damaged_checkpoint_is_refused_and_reset_clears_partial_outputs(tmp_path):
     rd = RunDir(tmp_path / "r")
     _ckpt(rd, 0)
-    rd.last.write_bytes(rd.last.read_bytes()[:20])  # a worker killed while writing last.pt
+    rd.last.write_bytes(rd.last.read_bytes()[:20])  # damaged after it was written (writes are atomic)
     (rd.path / "results.csv").write_text("epoch\n1\n")
-    assert rd.state(epochs=3) == "fresh"
+    with pytest.raises(CheckpointRefused, match="refusing to load .*last.pt"):
+        rd.state(epochs=3)  # its hash is not the recorded one: never unpickled
     rd.reset()
     assert not rd.last.exists() and not (rd.path / "results.csv").exists()
 
