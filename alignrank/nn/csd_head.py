@@ -5,23 +5,25 @@ A drop-in subclass of ultralytics' ``Detect`` that keeps its contract (training 
 
 1. Eq. 1 (:class:`~alignrank.nn.deform.CrossScaleSampler`): each level is projected to a thin common
    width ``c`` and every location samples ``K`` learned points in levels ``l-1, l, l+1``.
-2. Eq. 2 (:class:`~alignrank.nn.bcdm.BCDM`): gated top-down / bottom-up / self fusion of the samples.
+2. Eq. 2 (:class:`~alignrank.nn.bcdm.BCDM`): gated top-down / bottom-up / self fusion of the samples,
+   read recursively (top-down pass, then bottom-up pass; ``model.bcdm_mode``).
 3. The fused side stream re-enters each level by a zero-initialised 1x1 expansion,
-   ``x~_l = x_l + E_l(y~_l)``, so training starts from the stock head's function.
+   ``x~_l = x_l + E_l(y~_l)``, so training starts from the stock head's function
+   (``model.csd_side_stream=false`` leaves 1-3 out: an ablation step).
 4. Eq. 3 (:mod:`~alignrank.nn.dynconv`): the YOLOv8 box and class branches run on ``x~_l`` and their
    prediction convs are quality-prior dynamic convs (``M`` base kernels blended by
-   ``alpha(q_l) = softmax(MLP(GAP(x~_l)))``, one grouped conv per batch).
+   ``alpha(q_l) = softmax(MLP(GAP(x~_l)))``, applied as one batched matmul), the ``M`` kernels
+   initialised equal (``model.dyn_init``).
 
-Budget (YOLOv8-S, nc=80, 640x640, fused; ``alignrank profile --variants baseline,csd``): the stock head
-costs 8.3 of the model's 28.6 GFLOPs and 2.1 M of its 11.2 M params, 70 % of both in the class
-branch's dense 3x3 convs (45 % of the FLOPs at P3 alone). With ``model.csd_light_cls`` (default) the class branch's middle conv
-becomes depthwise 3x3 + 1x1 (ultralytics' own non-legacy class branch), which pays for the side stream
-(``c = C_P3 / 2``, ``cb = c / bcdm_reduction``; ``K`` points per source level) and the ``M`` base
-kernels; ``csd_light_cls=false`` gives the purely additive head (params +2.1 %, see the profile).
-Choices under the budget: only the prediction convs are dynamic (``M`` copies of a 3x3 branch conv
-would add ~0.3-1.2 M params at scale s); ``K = 4`` because the sampling is the head's one
-memory-bound op (its CPU time is linear in ``K * c`` and is most of the head's extra CPU time at
-s/640), while its FLOPs stay small (0.04 GFLOPs for K = 4, c = 64).
+The head is additive, as the paper's: the stock box and class branches are unchanged (the class
+branch's dense 3x3 convs stay; ``model.csd_light_cls`` makes its middle conv depthwise 3x3 + 1x1, and
+then the ``baseline_slim`` variant is the control with the same branch).
+
+Cost (YOLOv8-S, nc=80, 640x640, fused; ``alignrank profile --variants baseline,csd``): +2.1 % params,
++1.1 % GFLOPs (custom ops counted). Choices under that budget: only the prediction convs are dynamic
+(``M`` copies of a 3x3 branch conv would add ~0.3-1.2 M params at scale s); ``K = 4`` points per source
+level and ``c = C_P3 / 2``, because the sampling is the head's one memory-bound op: its CPU time grows
+with ``K * c`` while its FLOPs stay small (0.04 GFLOPs for K = 4, c = 64). See docs/fidelity.md (head).
 
 Examples:
     >>> from alignrank.nn.model import build_model
@@ -174,8 +176,12 @@ class CSDDetect(Detect):
     def fuse(self) -> None:
         """Fold every BatchNorm of the head into its conv (outputs unchanged), then ``Detect.fuse``.
 
-        Nothing else folds without adding compute: offsets, weights, gates and ``alpha`` depend on the input,
-        and ``phi``'s 1x1 + depthwise pair would become a dense 3x3 conv.
+        What does not fold: eq. 3's blended kernel ``W = sum_m alpha_m(q_l) W_m`` depends on the image through
+        ``alpha(q_l(x))``, so it cannot become ONE static convolution for all inputs (the paper's "folded into
+        one static convolution" holds per image only); the fused model computes it once per image and level
+        (a ``(B, M) @ (M, |W|)`` product, 2 * M * |W| FLOPs) and applies it as one batched matmul, the same
+        FLOPs as the static 1x1 conv. Likewise the offsets, point weights, gates and the routing depend on the
+        input, and ``phi``'s 1x1 + depthwise pair would fold only into a larger dense 3x3 conv.
         """
         fold_batchnorm(self)
         super().fuse()
