@@ -147,6 +147,7 @@ def sweep(
     params: Optional[Path] = ParamsOpt,
     overrides: Optional[List[str]] = SetOpt,
     set_file: Optional[List[Path]] = SetFileOpt,
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON instead of the summary"),
 ) -> None:
     """Train every (variant, seed) of sweep.* on Ray (local or ray.address), cached and resumable."""
     p = _params(params, overrides, set_file, {"sweep.variants": _list(variants), "sweep.seeds": _list(seeds)})
@@ -158,7 +159,12 @@ def sweep(
     from alignrank.runs.sweep import run_sweep
 
     summary = run_sweep(p)
-    _print_json(summary)
+    if as_json:
+        _print_json(summary)
+    else:
+        from alignrank.report.console import sweep_summary
+
+        typer.echo(sweep_summary(p, summary))
     if summary.get("failed"):
         raise typer.Exit(1)
 
@@ -288,14 +294,20 @@ ReadmeOpt = typer.Option(False, "--readme", help="also write <report.out_dir>/RE
 @app.command()
 @_guard
 def report(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt,
-           readme: bool = ReadmeOpt) -> None:
+           readme: bool = ReadmeOpt,
+           as_json: bool = typer.Option(False, "--json", help="print the result as JSON instead of the summary")) -> None:
     """Result tables (md/csv/tex) and plots under report.out_dir from the evaluated runs."""
     p = _params(params, overrides, set_file)
     from alignrank.report.results import run_report
 
     out = run_report(p)
-    if not readme:
+    if as_json:
         _print_json(out)
+    elif not readme:
+        from alignrank.report.console import report_summary
+
+        typer.echo(report_summary(out))
+    if not readme:
         return
     from alignrank.report.readme import write_readme_excerpt
 

@@ -29,13 +29,18 @@ from alignrank.config.schema import Params
 from alignrank.errors import AlignRankError
 
 
-def stage_main(fn: Callable[[Params], Any], *, hint: str = "re-run `dvc repro` to resume") -> int:
-    """Run ``fn(load_params())`` as a DVC stage; returns the process exit code."""
+def stage_main(fn: Callable[[Params], Any], *, hint: str = "re-run `dvc repro` to resume",
+               render: Callable[[Params, Any], str] | None = None) -> int:
+    """Run ``fn(load_params())`` as a DVC stage; returns the process exit code.
+
+    ``render(params, summary)``: the text printed instead of the JSON summary (a one-screen summary).
+    """
     from alignrank.env import setup_offline
 
     setup_offline()
     try:
-        summary = fn(load_params())
+        params = load_params()
+        summary = fn(params)
     except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -46,7 +51,7 @@ def stage_main(fn: Callable[[Params], Any], *, hint: str = "re-run `dvc repro` t
         print(f"interrupted: finished work is kept; {hint}", file=sys.stderr)
         return 130
     if summary is not None:
-        print(json.dumps(summary, indent=2, default=str))
+        print(render(params, summary) if render is not None else json.dumps(summary, indent=2, default=str))
     failed = summary.get("failed") if isinstance(summary, dict) else None
     for f in failed or ():
         print(f"error: run {f['run']} failed after {f['attempts']} attempt(s): {f['error']}", file=sys.stderr)

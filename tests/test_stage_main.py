@@ -45,3 +45,8 @@ def test_a_stage_script_runs_end_to_end_with_bad_params(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "pipeline" / "train.py")], cwd=tmp_path, capture_output=True,
                        text=True, timeout=120, env={**__import__("os").environ, "ALIGNRANK_ROOT": str(tmp_path)})
     assert r.returncode == 2 and "train.epochs: must be >= 1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_render_prints_text_instead_of_json(fake_params, capsys):
+    assert stage.stage_main(lambda p: {"runs": 2}, render=lambda p, s: f"{p}: {s['runs']} runs") == 0
+    assert capsys.readouterr().out == "PARAMS: 2 runs\n"

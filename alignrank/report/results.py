@@ -12,7 +12,9 @@ when present, ``outputs/profile/profile.json``; writes under ``report.out_dir`` 
   training curves;
 * ``plots/`` (DVC plots data): ``ap_per_seed.csv``, ``training_curves.csv`` (epoch x every registered
   variant, mean val mAP50-95 over seeds, empty where not run), ``reliability/<variant>.csv`` and
-  ``score_iou/<variant>.csv``.
+  ``score_iou/<variant>.csv``;
+* the sweep's MLflow parent run gets the tables, figures and JSON as artifacts and the headline numbers as
+  metrics (:mod:`alignrank.report.mlflow_parent`; the result's ``mlflow`` says where, or why not).
 
 Examples:
     >>> from alignrank.config import load_params
@@ -182,7 +184,23 @@ def run_report(params: Params) -> dict:
         atomic_write_text(out / "tables" / f"{name}.tex", t.latex())
     atomic_write_text(out / "tables" / "report.md", "# AlignRank results\n\n" + "\n".join(t.markdown() for _, t in tables))
     atomic_write_json(out / "metrics.json", metrics_json(runs, paired, power, image, ci=rp.ci, min_seeds=rp.min_seeds))
-    atomic_write_json(out / "headline.json", headline(runs, shown, paired, ci=rp.ci))
+    head = headline(runs, shown, paired, ci=rp.ci)
+    atomic_write_json(out / "headline.json", head)
     figures = _plot_data_and_figures({v: runs[v] for v in shown}, {v: mirrors.get(v, {}) for v in shown}, out)
     return {"out_dir": str(out), "variants": shown, "runs": sum(len(s) for s in runs.values()),
-            "tables": [f"tables/{n}.md" for n, _ in tables], "figures": figures, "profile": profile is not None}
+            "tables": [f"tables/{n}.md" for n, _ in tables], "figures": figures, "profile": profile is not None,
+            "mlflow": _log_to_parent(params, out, head, index, runs)}
+
+
+def _log_to_parent(params: Params, out: Path, head: Mapping, index: Mapping, runs: Mapping) -> dict:
+    """The report on the sweep's MLflow parent run (:mod:`alignrank.report.mlflow_parent`); never raises for tracking."""
+    from alignrank.report.console import variant_table
+    from alignrank.report.mlflow_parent import log_report
+
+    names = [Path(r["run_dir"]).name for r in index.get("runs", [])
+             if r.get("run_dir") and r.get("seed") in runs.get(r.get("variant"), {})]
+    s = params.sweep
+    description = (f"**Sweep** of {', '.join(s.variants)} x seeds {list(s.seeds)}. **Report** (pycocotools AP in %, "
+                   f"paired differences to the baseline over common seeds):\n\n```\n{variant_table(head)}\n```\n\n"
+                   f"Tables, figures and JSON: artifacts under `report/`; on disk: `{out}`.")
+    return log_report(params, out, head, names, description=description)

@@ -2,7 +2,9 @@
 
 1. Plan: one run per (variant, seed), each keyed by :func:`alignrank.runs.key.run_key`; finished runs
    (``done.json``) are reused and never dispatched. When nothing is left, no Ray/MLflow is started.
-2. Track: the sweep is an MLflow parent run; each run is nested under it. The embedded SQLite store is
+2. Track: the sweep is an MLflow parent run (tag ``sweep``, a description, the dataset as input, per-variant
+   means of the runs' final metrics; the report adds its tables and AP numbers later:
+   :mod:`alignrank.report.mlflow_parent`); each run is nested under it. The embedded SQLite store is
    written by one writer actor (:mod:`alignrank.tracking.writer`); a remote tracking URI is used directly.
 3. Dispatch: at most ``ray.max_concurrent`` tasks in flight, each with ``ray.cpus_per_run`` CPUs (= its
    torch threads) and ``ray.gpus_per_run`` GPUs. Every wait is bounded (poll every second).
@@ -37,7 +39,7 @@ from alignrank.config.schema import Params
 from alignrank.data.check import verified_fingerprint
 from alignrank.data.lock import dataset_lock
 from alignrank.errors import UsageError
-from alignrank.io import atomic_write_json, resolve_path
+from alignrank.io import atomic_write_json, read_json, resolve_path
 from alignrank.runs.key import RunKey, data_root, run_dir, run_key
 from alignrank.runs.rundir import RunDir
 
@@ -161,7 +163,8 @@ def _dispatch(todo: list[RunSpec], params: Params, factory, parent_id: Optional[
                 release(ref)
                 try:
                     results[s.name] = ray.get(ref, timeout=60)
-                    progress.set(s.name, "done", metric=results[s.name]["metrics"].get("map50_95"))
+                    final = results[s.name]["metrics"]  # validation of best.pt, from its best epoch
+                    progress.set(s.name, "done", metric=final.get("map50_95"), best_epoch=final.get("best_epoch"))
                 except Exception as e:  # noqa: BLE001 - any task failure: retry, then report
                     err = _error_line(e)
                     if not isinstance(e, ray.exceptions.RayTaskError):  # the worker died: its MLflow run is open
@@ -196,6 +199,24 @@ def _parent_metrics(results: dict, specs: list[RunSpec]) -> dict[str, float]:
             if vals:
                 out[f"mean/{v}/{k}"] = sum(vals) / len(vals)
     return out
+
+
+def _previous_parent(params: Params, specs: list[RunSpec]) -> Optional[str]:
+    """The MLflow parent run of the last sweep in ``sweep.json`` when it planned exactly these runs (a sweep with
+    nothing left to train opens no MLflow run: the report still finds the parent that holds its runs)."""
+    prev = read_json(resolve_path(params.train.out_dir) / "sweep.json") or {}
+    names = {r.get("run") for r in prev.get("runs", [])} | {r.get("run") for r in prev.get("failed", [])}
+    return prev.get("parent_run_id") if names == {s.name for s in specs} else None
+
+
+def _parent_description(params: Params, specs: list[RunSpec], cached: list[RunSpec]) -> str:
+    """The parent run's MLflow description (the report replaces it with its results table)."""
+    s = params.sweep
+    return (f"**Sweep** of {', '.join(s.variants)} x seeds {list(s.seeds)}: {len(specs)} runs "
+            f"({len(specs) - len(cached)} to train, {len(cached)} cached, not nested here). Per-variant means of "
+            f"ultralytics' val mAP50-95 are the `mean/<variant>/...` metrics; the COCO AP and its paired "
+            f"differences to the baseline arrive as `report/...` metrics and `report/` artifacts after "
+            f"`alignrank evaluate` and `alignrank report`.")
 
 
 def _check_settings(params: Params) -> None:
@@ -238,7 +259,8 @@ def run_sweep(params: Params) -> dict:
     Returns:
         ``{"runs": [per-run summary], "trained": [...], "cached": [...], "failed": [{"run", "error"}],
         "parent_run_id", "wall_s"}``, also written to ``<train.out_dir>/sweep.json``. ``failed``
-        non-empty means the CLI exits 1.
+        non-empty means the CLI exits 1. ``parent_run_id``: this sweep's MLflow run; with nothing to train
+        (no MLflow run opened), the previous sweep's when it planned exactly these runs, else None.
 
     Raises:
         Busy: The dataset is being rebuilt, or a run is being trained by another job (``train.lock_wait``).
@@ -252,22 +274,34 @@ def run_sweep(params: Params) -> dict:
 def _sweep(params: Params) -> dict:
     """:func:`run_sweep` with the dataset locked for reading."""
     from alignrank.runs.progress import Progress
-    from alignrank.runs.run import summary
 
     t0 = time.time()
     specs = plan(params)
     cached = [s for s in specs if RunDir(s.dir).done() is not None]
     todo = [s for s in specs if s not in cached]
     _check_not_busy(todo, params)
-    progress = Progress({s.name: s.dir for s in specs}, stream=sys.stderr)
+    progress = Progress({s.name: s.dir for s in specs}, stream=sys.stderr, epochs=params.train.epochs)
+    try:
+        return _track_and_dispatch(params, specs, cached, todo, progress, t0)
+    finally:
+        progress.close()
+
+
+def _track_and_dispatch(params: Params, specs: list[RunSpec], cached: list[RunSpec], todo: list[RunSpec], progress,
+                        t0: float) -> dict:
+    """:func:`_sweep` once planned: the parent MLflow run, the dispatch, ``sweep.json``."""
+    from alignrank.runs.run import summary
+
     for s in cached:
-        progress.set(s.name, "cached", metric=(RunDir(s.dir).done() or {}).get("metrics", {}).get("map50_95"))
+        final = (RunDir(s.dir).done() or {}).get("metrics", {})
+        progress.set(s.name, "cached", metric=final.get("map50_95"), best_epoch=final.get("best_epoch"))
     results: dict = {s.name: summary(RunDir(s.dir), cached=True) for s in cached}
     errors: dict = {}
     attempts: dict = {}
-    parent_id = None
+    parent_id = None if todo else _previous_parent(params, specs)
     if todo:
         from alignrank.runs.cluster import ray_session
+        from alignrank.runs.describe import dataset_info
         from alignrank.tracking.provenance import provenance_tags
         from alignrank.tracking.session import tracking_session
         from alignrank.tracking.sync import sync_spools
@@ -282,6 +316,8 @@ def _sweep(params: Params) -> dict:
             status = "KILLED"
             try:
                 parent.log_params(flatten(params_dict(params)))
+                parent.set_tags({"mlflow.note.content": _parent_description(params, specs, cached)})
+                parent.log_input(**dataset_info(specs[0].params, specs[0].key), context="train")
                 new, errors, attempts = _dispatch(todo, params, factory, parent_id, provenance, progress)
                 results.update(new)
                 status = "FAILED" if errors else "FINISHED"

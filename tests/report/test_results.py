@@ -120,6 +120,6 @@ def test_report_needs_evaluated_runs(tmp_path):
 
 def test_cli_report(tmp_path):
     fake_eval(tmp_path)
-    r = CliRunner().invoke(app, ["report", "--set", "report.bootstrap=200", "--set", "sweep.seeds=[0,1]"])
+    r = CliRunner().invoke(app, ["report", "--json", "--set", "report.bootstrap=200", "--set", "sweep.seeds=[0,1]"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["runs"] == 8

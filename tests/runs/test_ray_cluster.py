@@ -101,7 +101,7 @@ def two_node_cluster(tmp_path):
 def test_sweep_runs_on_a_two_node_cluster_by_address(two_node_cluster, tiny_data, tmp_path):
     sets = {**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "sweep.variants": "[baseline]",
             "sweep.seeds": "[0,1]", "ray.address": two_node_cluster, "ray.cpus_per_run": 1, "ray.max_concurrent": 2}
-    cmd = [sys.executable, "-m", "alignrank.cli", "sweep", "--params", str(REPO / "params.yaml"), *set_args(sets)]
+    cmd = [sys.executable, "-m", "alignrank.cli", "sweep", "--json", "--params", str(REPO / "params.yaml"), *set_args(sets)]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     r = subprocess.run(cmd, env={**env, **AUTH, "ALIGNRANK_ROOT": str(tmp_path)}, cwd=tmp_path,
                        capture_output=True, text=True, timeout=600)

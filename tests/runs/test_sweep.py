@@ -37,6 +37,7 @@ def _embedded_store(monkeypatch):
 
 def test_sweep_tracks_nested_runs_reuses_finished_and_reruns_only_new(tiny_data, tmp_path):
     p = sweep_params(tiny_data, tmp_path)
+    fingerprint = read_json(tiny_data / "manifest.json")["fingerprint"]
     s = run_sweep(p)
     assert s["failed"] == [] and len(s["trained"]) == 2 and s["cached"] == []
     c, runs = runs_of(tmp_path)
@@ -49,6 +50,16 @@ def test_sweep_tracks_nested_runs_reuses_finished_and_reruns_only_new(tiny_data,
         assert child.info.run_id == r["mlflow_run_id"] and child.data.tags["seed"] == str(r["seed"])
         assert [m.step for m in c.get_metric_history(child.info.run_id, "val/map50_95")] == [1]
         assert child.data.params["train.threads"] == "1"  # = ray.cpus_per_run
+        (ds,) = child.inputs.dataset_inputs  # the dataset, keyed by its fingerprint
+        assert ds.dataset.digest == fingerprint[:36] and json.loads(ds.dataset.profile)["fingerprint"] == fingerprint
+        assert json.loads(ds.dataset.source)["uri"] == tiny_data.as_uri()
+        assert child.data.tags["mlflow.note.content"].startswith(f"**baseline**, seed {r['seed']}:")
+        assert child.data.tags["variant"] == "baseline"  # the UI's group-by
+    assert [d.dataset.digest for d in parent.inputs.dataset_inputs] == [fingerprint[:36]]
+    assert "x seeds [0, 1]" in parent.data.tags["mlflow.note.content"]
+    exps = {e.name: e.experiment_id for e in c.search_experiments()}
+    assert set(exps) == {"alignrank", "Default"} and c.search_runs([exps["Default"]]) == []  # MLflow's own, empty
+    assert not (tmp_path / "mlruns").exists()
     assert len(runs) == 3
     listed = list_runs(p)
     assert [(r["variant"], r["seed"], r["status"]) for r in listed] == [("baseline", 0, "done"),
@@ -56,18 +67,21 @@ def test_sweep_tracks_nested_runs_reuses_finished_and_reruns_only_new(tiny_data,
     assert all(RunDir(tmp_path / r["run_dir"]).weights.is_file() for r in listed)
     assert read_json(tmp_path / "runs" / "sweep.json")["parent_run_id"] == s["parent_run_id"]
 
-    again = run_sweep(p)  # nothing to do: no Ray, no MLflow run, seconds
-    assert again["trained"] == [] and len(again["cached"]) == 2 and again["parent_run_id"] is None
+    again = run_sweep(p)  # nothing to do: no Ray, no MLflow run, seconds; the parent that holds these runs
+    assert again["trained"] == [] and len(again["cached"]) == 2 and again["parent_run_id"] == s["parent_run_id"]
     assert not ray.is_initialized() and again["wall_s"] < 10 and len(runs_of(tmp_path)[1]) == 3
 
     more = run_sweep(sweep_params(tiny_data, tmp_path, **{"sweep.seeds": [0, 1, 2]}))  # a partial re-run
     assert [n.split("-")[1] for n in more["trained"]] == ["s2"] and len(more["cached"]) == 2
+    assert more["parent_run_id"] not in (None, s["parent_run_id"])
+    fewer = run_sweep(sweep_params(tiny_data, tmp_path, **{"sweep.seeds": [0]}))  # not the runs of the last sweep
+    assert fewer["trained"] == [] and fewer["parent_run_id"] is None
 
 
 @pytest.mark.reliability
 def test_killed_worker_is_retried_and_resumes_hard_failure_is_reported(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("ALIGNRANK_FAULT", "kill:baseline-s0:1,raise:baseline-s1")
-    args = ["sweep", "--params", str(REPO / "params.yaml"), *set_args({
+    args = ["sweep", "--json", "--params", str(REPO / "params.yaml"), *set_args({
         **tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "train.epochs": 2, "sweep.variants": ["baseline"],
         "sweep.seeds": [0, 1], "sweep.max_retries": 1, "ray.num_cpus": 2})]
     r = CliRunner().invoke(app, args)
