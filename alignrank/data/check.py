@@ -28,6 +28,8 @@ Examples:
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from pathlib import Path
 
 from alignrank.data.files import FINGERPRINT_PATTERNS, hash_files
@@ -43,15 +45,35 @@ def side_dir(root: Path) -> Path:
     return root.parent / f".{root.name}.alignrank"
 
 
-def _current(root: Path) -> list[str]:
-    return sorted({p.relative_to(root).as_posix() for pat in FINGERPRINT_PATTERNS for p in root.glob(pat)
-                   if p.is_file()})
+def _scan(root: Path) -> dict[str, os.stat_result]:
+    """``{relative path: stat}`` of the files matching the fingerprint patterns (as ``Path.glob`` matches them;
+    ``os.scandir``: one ``stat`` per file)."""
+    out: dict[str, os.stat_result] = {}
+
+    def walk(folder: str, rel: str, parts: list[str]) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for e in entries:
+            if not fnmatch.fnmatchcase(e.name, parts[0]):
+                continue
+            if len(parts) == 1:
+                if e.is_file():
+                    out[rel + e.name] = e.stat()
+            elif e.is_dir():
+                walk(e.path, rel + e.name + "/", parts[1:])
+
+    for pat in FINGERPRINT_PATTERNS:
+        walk(str(root), "", pat.split("/"))
+    return out
 
 
-def _remember(root: Path, seen: dict[str, list]) -> None:
-    """Store ``seen`` (``rel -> [size, mtime_ns, sha256]``) as the stat cache; best effort (read-only disk)."""
+def _remember(root: Path, seen: dict[str, list], cached: dict | None = None) -> None:
+    """Store ``seen`` (``rel -> [size, mtime_ns, sha256]``) as the stat cache unless it equals ``cached``; best
+    effort (a read-only disk keeps the slow path)."""
     path = side_dir(root) / STAT_NAME
-    if read_json(path) == {"files": seen}:
+    if seen == cached:
         return
     try:
         atomic_write_json(path, {"files": seen}, indent=None)
@@ -70,11 +92,9 @@ def remember_stats(root: Path) -> None:
     """Cache the sizes and mtimes of ``root``'s files as those of their recorded content (the data stage, on the
     dataset it has just written: the next check is one ``stat`` per file)."""
     table = (read_json(root / FILES_NAME) or {}).get("files") or {}
-    seen = {}
-    for rel, (size, sha) in table.items():
-        st = (root / rel).stat()
-        if st.st_size == size:
-            seen[rel] = [size, st.st_mtime_ns, sha]
+    current = _scan(root)
+    seen = {rel: [size, current[rel].st_mtime_ns, sha] for rel, (size, sha) in table.items()
+            if rel in current and current[rel].st_size == size}
     _remember(root, seen)
 
 
@@ -95,12 +115,12 @@ def changed_files(root: Path) -> list[str] | None:
     if not isinstance(ref, dict):
         return None
     cache = (read_json(side_dir(root) / STAT_NAME) or {}).get("files") or {}
-    current = _current(root)
+    current = _scan(root)
     changed = sorted(set(current) ^ set(ref))
     seen = {}
     for rel in sorted(set(current) & set(ref)):
         size, sha = ref[rel]
-        st = (root / rel).stat()
+        st = current[rel]
         hit = cache.get(rel)
         if hit == [st.st_size, st.st_mtime_ns, sha]:  # as last seen with the recorded content
             seen[rel] = hit
@@ -109,7 +129,7 @@ def changed_files(root: Path) -> list[str] | None:
         else:  # touched, same bytes
             seen[rel] = [st.st_size, st.st_mtime_ns, sha]
     if not changed:
-        _remember(root, seen)
+        _remember(root, seen, cache)
     return sorted(changed)
 
 
