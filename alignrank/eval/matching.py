@@ -75,7 +75,7 @@ def segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def match_groups(gt: GroundTruth, dets: Detections, iou_thrs, area_rng: np.ndarray = ALL_AREAS,
-                 max_det: int | None = None) -> GroupMatches:
+                 max_det: int | None = None, first_max: bool = False) -> GroupMatches:
     """Match ``dets`` to ``gt`` per image and category at each threshold and area range (pycocotools rules).
 
     Args:
@@ -84,6 +84,7 @@ def match_groups(gt: GroundTruth, dets: Detections, iou_thrs, area_rng: np.ndarr
         iou_thrs: (T,) IoU thresholds (a match needs IoU >= min(threshold, 1 - 1e-10)).
         area_rng: (A, 2) area ranges; a ground truth outside one is ignored in it.
         max_det: Detections kept per group by score (None: all).
+        first_max: Equal IoU goes to the earlier ground truth (tidecv's ``argmax``) instead of the later (pycocotools).
 
     Returns:
         :class:`GroupMatches`.
@@ -136,11 +137,11 @@ def match_groups(gt: GroundTruth, dets: Detections, iou_thrs, area_rng: np.ndarr
         bucket = np.ceil(np.log2(n_g[m_det])).astype(np.int64)  # padded to 2^b ground truths
         for b in np.unique(bucket):
             _match_bucket(m_det[bucket == b], 2 ** int(b), d_key, lo, n_g, pairs, g_sorted, gt.iscrowd, gt_ign, thr,
-                          match)
+                          match, first_max)
     return GroupMatches(img_ids, cat_ids, cand, d_key, rank, match, gt_ign, gt_group)
 
 
-def _match_bucket(dets_b, gpad, d_key, lo, n_g, pairs, g_sorted, iscrowd, gt_ign, thr, match) -> None:
+def _match_bucket(dets_b, gpad, d_key, lo, n_g, pairs, g_sorted, iscrowd, gt_ign, thr, match, first_max) -> None:
     """Greedy matching of the matchable detections ``dets_b`` whose groups have <= ``gpad`` ground truths."""
     A, T = gt_ign.shape[1], len(thr)
     _, first, count = np.unique(d_key[dets_b], return_index=True, return_counts=True)
@@ -169,7 +170,7 @@ def _match_bucket(dets_b, gpad, d_key, lo, n_g, pairs, g_sorted, iscrowd, gt_ign
         pool = np.where(reg.any(-1, keepdims=True), reg, ok & ig)  # a regular match wins over an ignored one
         val = np.where(pool, io, -1.0)
         top = (val == val.max(-1, keepdims=True)) & pool
-        last = gpad - 1 - np.argmax(top[..., ::-1], -1)  # (n, A, T) the last maximum, as pycocotools
+        last = np.argmax(top, -1) if first_max else gpad - 1 - np.argmax(top[..., ::-1], -1)  # (n, A, T) pycocotools: last
         ii, aa, tt = np.nonzero(pool.any(-1))
         jj = last[ii, aa, tt]
         taken[ii, aa, tt, jj] = True
