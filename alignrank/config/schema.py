@@ -95,7 +95,7 @@ class ModelParams:
     bcdm_reduction: int = param(4, ge=1, help="BCDM: channel reduction of the phi 1x1 convs")
     dyn_kernels: int = param(4, ge=1, le=16, help="dynamic conv: M base kernels blended by alpha(q)")
     dyn_hidden: int = param(16, ge=1, help="dynamic conv: hidden width of the quality MLP")
-    csd_width: int = param(0, ge=0, help="CSD: width of the sampled side stream (0 = auto: P3 channels / 2)")
+    csd_width: int = param(0, ge=0, help="CSD: width of the sampled side stream (0 = auto: max(32, P3 channels / 4))")
     csd_light_cls: bool = param(False, help="CSD: slim class branch (middle conv depthwise-separable; control variant: baseline_slim)")
     csd_side_stream: bool = param(True, help="CSD: sampler (eq. 1) + BCDM (eq. 2) side stream; false = dynamic prediction convs only")
     bcdm_mode: Literal["two_pass", "one_pass"] = param(

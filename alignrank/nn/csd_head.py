@@ -22,8 +22,9 @@ then the ``baseline_slim`` variant is the control with the same branch).
 Cost (YOLOv8-S, nc=80, 640x640, fused; ``alignrank profile --variants baseline,csd``): +2.1 % params,
 +1.1 % GFLOPs (custom ops counted). Choices under that budget: only the prediction convs are dynamic
 (``M`` copies of a 3x3 branch conv would add ~0.3-1.2 M params at scale s); ``K = 4`` points per source
-level and ``c = C_P3 / 2``, because the sampling is the head's one memory-bound op: its CPU time grows
-with ``K * c`` while its FLOPs stay small (0.04 GFLOPs for K = 4, c = 64). See docs/fidelity.md (head).
+level and ``c = max(32, C_P3 / 4)`` (32 at scales n and s), because the sampling is the head's one
+memory-bound op: its CPU time, forward and backward, grows with ``K * c`` while its FLOPs stay small
+(0.03 GFLOPs for K = 4, c = 32 at s/640). See docs/fidelity.md (head).
 
 Examples:
     >>> from alignrank.nn.model import build_model
@@ -84,7 +85,7 @@ class CSDDetect(Detect):
         reduction: BCDM ``phi`` reduction (``model.bcdm_reduction``).
         kernels: ``M`` base kernels per dynamic conv (``model.dyn_kernels``).
         hidden: Hidden width of the quality MLP (``model.dyn_hidden``).
-        width: Side-stream width ``c`` (``model.csd_width``; None/0 = ``max(16, ch[0] // 2)``).
+        width: Side-stream width ``c`` (``model.csd_width``; None/0 = ``max(32, ch[0] // 4)``).
         light_cls: Make the class branch's middle 3x3 conv depthwise 3x3 + 1x1 (``model.csd_light_cls``; off by
             default: the paper's head adds to the stock branches; compare with ``baseline_slim`` when on).
         side_stream: Build the sampler, BCDM and re-entry (``model.csd_side_stream``); off = the stock branches
@@ -122,7 +123,7 @@ class CSDDetect(Detect):
         if end2end:
             raise ValueError("CSDDetect: end2end (one-to-one) heads are not supported; YOLOv8 uses end2end=False")
         super().__init__(nc, reg_max, False, tuple(ch))
-        c = width or max(16, ch[0] // 2)
+        c = width or max(32, ch[0] // 4)
         self.csd = self.bcdm = self.expand = None
         if side_stream:
             self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range)

@@ -251,4 +251,6 @@ class CrossScaleSampler(nn.Module):
             idx.append(t_idx.view(b * h * w, s * k * 4))  # one bag per location, bag-major
             wts.append((t_w * pw).view(b * h * w, s * k * 4))
         out = gather_sum(table, idx, wts)  # per level (B*H*W, c)
-        return [y.view(b, h, w, c).permute(0, 3, 1, 2) for y, (h, w) in zip(out, hw)]  # per level (B, c, H, W)
+        # per level (B, c, H, W), made contiguous: a channels-last result would propagate through BCDM and the
+        # re-entry into the stock branches' convs (measured slower there, forward and backward)
+        return [y.view(b, h, w, c).permute(0, 3, 1, 2).contiguous() for y, (h, w) in zip(out, hw)]

@@ -10,6 +10,9 @@ one forward pass at batch 1:
 * ``grid_sampler_2d`` (bilinear), registered here: per sampled point ``BILINEAR_POINT_FLOPS`` for the
   coordinate un-normalisation and the four bilinear weights, plus per point and channel
   ``4 taps * (mul + add)`` = ``GRID_TAP_FLOPS``;
+* weighted embedding bags (``aten._embedding_bag`` / ``_embedding_bag_forward_only``; the CSD sampler's
+  gathers), registered here: per index and channel a multiply by its weight and an add (one add without
+  weights); the bilinear weights themselves are element-wise ops;
 * element-wise ops (activations, adds, gates, softmax) are left out for every model, as thop and
   FlopCounterMode do; :func:`count_flops` can add them (``elementwise=True``: one FLOP per output
   element, per input element for reductions) to show they do not change the picture.
@@ -36,7 +39,8 @@ BILINEAR_POINT_FLOPS = 16  # per sampled point: un-normalise x, y (4), floor + f
 METHOD = (
     "torch.utils.flop_counter.FlopCounterMode (conv/matmul/linear: 2 FLOPs per MAC; grouped dynamic conv per group; "
     f"kernel blending alpha@W as mm = 2*B*M*|W|) + grid_sampler_2d bilinear: {BILINEAR_POINT_FLOPS} FLOPs per point "
-    f"(coordinates + 4 weights) + {GRID_TAP_FLOPS} FLOPs per point per channel (4 taps x mul+add); element-wise ops "
+    f"(coordinates + 4 weights) + {GRID_TAP_FLOPS} FLOPs per point per channel (4 taps x mul+add); weighted "
+    "embedding bag (CSD sampler gathers): 2 FLOPs per index per channel; element-wise ops "
     "excluded for all models; batch 1, fused, eval mode"
 )
 
@@ -53,6 +57,18 @@ def grid_sample_flop(input_shape, grid_shape, *args, out_shape=None, **kwargs) -
     return points * (BILINEAR_POINT_FLOPS + GRID_TAP_FLOPS * channels)
 
 
+def embedding_bag_flop(weight_shape, indices_shape, offsets_shape=None, scale_grad_by_freq=False, mode=0, sparse=False,
+                       per_sample_weights=None, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of an embedding bag over a (rows, C) table: (mul +) add per index and channel.
+
+    Examples:
+        >>> embedding_bag_flop((10, 4), (6, 3), None, False, 0, False, (6, 3))  # 18 weighted taps x 4 channels
+        144
+    """
+    per_sample_weights = kwargs.get("per_sample_weights", per_sample_weights)
+    return (2 if per_sample_weights is not None else 1) * prod(indices_shape) * weight_shape[1]
+
+
 def _out_elements(*args, out_shape=None, **kwargs) -> int:
     shapes = out_shape if isinstance(out_shape, (list, tuple)) and out_shape and not isinstance(out_shape[0], int) else [out_shape]
     return sum(prod(s) for s in shapes if s is not None)
@@ -62,7 +78,8 @@ def _in_elements(input_shape, *args, out_shape=None, **kwargs) -> int:
     return prod(input_shape)
 
 
-CUSTOM = {aten.grid_sampler_2d: grid_sample_flop}
+CUSTOM = {aten.grid_sampler_2d: grid_sample_flop, aten._embedding_bag: embedding_bag_flop,
+          aten._embedding_bag_forward_only: embedding_bag_flop}
 ELEMENTWISE = {
     **{
         op: _out_elements

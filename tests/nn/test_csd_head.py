@@ -178,7 +178,8 @@ def test_builder_reads_model_params():
     assert isinstance(head.cv3[0][1], Conv) and head.cv3[0][1].conv.kernel_size == (3, 3)  # dense: not light
     default = _head(build_model("csd", scale="n", nc=NC))
     assert isinstance(default.cv3[0][1], Conv) and default.cv3[0][1].conv.kernel_size == (3, 3)  # additive by default
-    assert default.csd.c == 32  # auto width: P3 channels (64 at n) / 2
+    assert default.csd.c == 32  # auto width: max(32, P3 channels / 4)
+    assert _head(build_model("csd", scale="m", nc=NC)).csd.c == 48  # P3 = 192 at scale m
     assert default.bcdm.mode == "two_pass" and default.cv3[0][-1].init == "shared"
     light = _head(build_model("csd", scale="n", nc=NC, model_params=build(ModelParams, {"csd_light_cls": True}, "model")))
     assert isinstance(light.cv3[0][1][0], DWConv) and light.cv3[0][1][1].conv.kernel_size == (1, 1)

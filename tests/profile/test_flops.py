@@ -1,14 +1,22 @@
-"""Our FLOPs counter against hand formulas: conv, grouped conv, grid_sample, the dynamic conv, a whole model."""
+"""Our FLOPs counter against hand formulas: conv, grouped conv, grid_sample, embedding bag, the dynamic conv, a model."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from alignrank.nn.dynconv import DynConv2d
 from alignrank.nn.model import build_model
-from alignrank.profile.flops import BILINEAR_POINT_FLOPS, GRID_TAP_FLOPS, count_flops, grid_sample_flop, model_gflops
+from alignrank.profile.flops import (
+    BILINEAR_POINT_FLOPS,
+    GRID_TAP_FLOPS,
+    count_flops,
+    embedding_bag_flop,
+    grid_sample_flop,
+    model_gflops,
+)
 
 
 class _GridSample(nn.Module):
@@ -32,24 +40,39 @@ def test_grid_sample_formula():
     assert grid_sample_flop((b, c, hi, wi), (b, ho, wo, 2)) == got["total"]
 
 
-def test_dynamic_conv_counts_grouped_conv_and_kernel_blending():
-    b, c1, c2, k, m, h, w = 3, 4, 5, 3, 6, 7, 8
+class _Bag(nn.Module):
+    def forward(self, table, idx, w):
+        return F.embedding_bag(idx, table, mode="sum", per_sample_weights=w)
+
+
+def test_weighted_embedding_bag_formula():
+    table, idx, w = torch.zeros(10, 4), torch.zeros(6, 3, dtype=torch.long), torch.ones(6, 3)
+    got = count_flops(_Bag(), table, idx, w)
+    assert got["total"] == 2 * 6 * 3 * 4 == embedding_bag_flop((10, 4), (6, 3), None, False, 0, False, (6, 3))
+    with torch.enable_grad():  # the training path dispatches aten._embedding_bag: counted the same
+        got_train = count_flops(_Bag(), table.requires_grad_(), idx, w)["total"]
+    assert got_train == got["total"]
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_dynamic_conv_counts_batched_matmul_and_kernel_blending(k):
+    b, c1, c2, m, h, w = 3, 4, 5, 6, 7, 8
     conv = DynConv2d(c1, c2, k=k, kernels=m)
     got = count_flops(conv, torch.zeros(b, c1, h, w), torch.full((b, m), 1 / m))["total"]
-    conv_flops = 2 * b * h * w * c2 * c1 * k * k  # one grouped conv over the batch
+    conv_flops = 2 * b * h * w * c2 * c1 * k * k  # one batched matmul over the batch = the static conv's FLOPs
     blend = 2 * b * m * (c2 * c1 * k * k) + 2 * b * m * c2  # alpha @ W and alpha @ bias
     assert got == conv_flops + blend
 
 
 def test_model_counts_what_thop_misses():
-    """Stock model: equals ultralytics' (thop) figure; CSD model: grid_sample and dynamic convs are in ours."""
+    """Stock model: equals ultralytics' (thop) figure; CSD model: the sampler's gathers and dynamic convs are in ours."""
     from ultralytics.utils.torch_utils import get_flops
 
     base = build_model("baseline", scale="n", nc=80).eval().fuse(verbose=False)
     assert abs(model_gflops(base, 320) - get_flops(base, 320)) < 0.01
     csd = build_model("csd", scale="n", nc=80).eval().fuse(verbose=False)
     by_op = count_flops(csd, torch.zeros(1, 3, 128, 128))["by_op"]
-    assert by_op["aten.grid_sampler_2d"] > 0 and by_op["aten.mm"] + by_op.get("aten.bmm", 0) > 0
+    assert by_op["aten._embedding_bag_forward_only"] > 0 and by_op["aten.baddbmm"] > 0 and by_op["aten.mm"] > 0
 
 
 def test_elementwise_option_adds_activation_flops():
