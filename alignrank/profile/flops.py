@@ -5,8 +5,8 @@ conv whose weights are computed at run time (our dynamic convs). We count at the
 one forward pass at batch 1:
 
 * convolutions, matmuls, linears: FlopCounterMode's formulas, ``2 * MACs`` (grouped convs counted per
-  group, so the ``groups=B`` dynamic conv counts ``2 * B * H * W * c2 * c1 * k^2``), and the kernel
-  blending ``alpha @ W`` is an ``mm``: ``2 * B * M * |W|``;
+  group); the dynamic conv's batched matmul counts ``2 * B * H * W * c2 * c1 * k^2`` (the static conv's
+  FLOPs), and the kernel blending ``alpha @ W`` is an ``mm``: ``2 * B * M * |W|``;
 * ``grid_sampler_2d`` (bilinear), registered here: per sampled point ``BILINEAR_POINT_FLOPS`` for the
   coordinate un-normalisation and the four bilinear weights, plus per point and channel
   ``4 taps * (mul + add)`` = ``GRID_TAP_FLOPS``;
@@ -37,7 +37,7 @@ GRID_TAP_FLOPS = 4 * 2  # per sampled point and channel: 4 bilinear taps x (mul 
 BILINEAR_POINT_FLOPS = 16  # per sampled point: un-normalise x, y (4), floor + fractions (4), 4 weights (8)
 
 METHOD = (
-    "torch.utils.flop_counter.FlopCounterMode (conv/matmul/linear: 2 FLOPs per MAC; grouped dynamic conv per group; "
+    "torch.utils.flop_counter.FlopCounterMode (conv/matmul/linear: 2 FLOPs per MAC; dynamic conv as batched matmul; "
     f"kernel blending alpha@W as mm = 2*B*M*|W|) + grid_sampler_2d bilinear: {BILINEAR_POINT_FLOPS} FLOPs per point "
     f"(coordinates + 4 weights) + {GRID_TAP_FLOPS} FLOPs per point per channel (4 taps x mul+add); weighted "
     "embedding bag (CSD sampler gathers): 2 FLOPs per index per channel; element-wise ops "
