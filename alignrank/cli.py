@@ -288,7 +288,7 @@ def profile(
 
 
 ReadmeOpt = typer.Option(False, "--readme", help="also write <report.out_dir>/README_excerpt.md (setup, machine, "
-                         "versions, commit, main/paired/power tables) and print it instead of the JSON summary")
+                         "versions, commit, main/paired/power tables) and print it instead of the summary")
 
 
 @app.command()
@@ -301,17 +301,19 @@ def report(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = 
     from alignrank.report.results import run_report
 
     out = run_report(p)
+    excerpt = None
+    if readme:
+        from alignrank.report.readme import write_readme_excerpt
+
+        excerpt = write_readme_excerpt(p)
     if as_json:
         _print_json(out)
-    elif not readme:
+    elif excerpt is not None:
+        typer.echo(excerpt.read_text(), nl=False)
+    else:
         from alignrank.report.console import report_summary
 
         typer.echo(report_summary(out))
-    if not readme:
-        return
-    from alignrank.report.readme import write_readme_excerpt
-
-    typer.echo(write_readme_excerpt(p).read_text(), nl=False)
 
 
 def entrypoint() -> None:
