@@ -30,7 +30,7 @@ def test_one_epoch_on_synthetic(tiny_params, tiny_data, tmp_path):
     tr = _train_one_epoch(p, tiny_data / "dataset.yaml", tmp_path / "run")
     assert _tree_digest(tiny_data) == before, "training wrote into the data stage's output (DVC would re-run it)"
     assert (tmp_path / "run" / "weights" / "last.pt").is_file()
-    assert tr.model.nc == p.data.num_classes == 6
+    assert tr.model.nc == p.data.num_classes == 4  # params.yaml: data.num_classes
     assert tr.validator.seen == 8 and "metrics/mAP50-95(B)" in tr.metrics
 
 
