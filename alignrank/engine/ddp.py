@@ -94,18 +94,18 @@ def write_worker(trainer, folder: Path) -> tuple[Path, dict[str, list]]:
         f"    spec = json.loads(open({str(folder / 'worker.json')!r}).read())\n"
         "    sys.path = spec['sys_path']\n"
         "    from alignrank.engine.ddp import worker_main\n"
-        "    worker_main(spec)\n"
+        f"    from {type(trainer).__module__} import {type(trainer).__name__} as trainer_cls\n"
+        "    worker_main(spec, trainer_cls)\n"
     ))
     return script, kept
 
 
-def rebuild_trainer(spec: dict):
+def rebuild_trainer(spec: dict, trainer_cls: type):
     """The worker's :class:`~alignrank.engine.trainer.AlignRankTrainer`: validated params, the launcher's arguments
     (``save_dir`` as ultralytics' own DDP script passes it) and the shipped callbacks."""
     from ultralytics.utils import DEFAULT_CFG_DICT
 
     from alignrank.config.load import build_params
-    from alignrank.engine.trainer import AlignRankTrainer
 
     params = build_params(spec["params"])
     callbacks: dict[str, list] = {}
@@ -116,7 +116,7 @@ def rebuild_trainer(spec: dict):
         callbacks[event] = [pickle.loads(base64.b64decode(s)) for s in spec["callbacks"].get(event, [])]
     cfg = {**DEFAULT_CFG_DICT, "save_dir": ""}
     overrides = {k: v for k, v in spec["overrides"].items() if k != "save_dir"}
-    trainer = AlignRankTrainer(params, {**overrides, "save_dir": spec["overrides"].get("save_dir")}, callbacks, cfg=cfg)
+    trainer = trainer_cls(params, {**overrides, "save_dir": spec["overrides"].get("save_dir")}, callbacks, cfg=cfg)
     return trainer
 
 
@@ -167,12 +167,13 @@ def relay_epochs(path: Path, callbacks: list, offset: int) -> int:
     return offset + end
 
 
-def worker_main(spec: dict) -> None:
-    """Body of ``worker.py`` in each DDP process: rebuild, relay epochs from rank 0, train."""
+def worker_main(spec: dict, trainer_cls: type) -> None:
+    """Body of ``worker.py`` in each DDP process: rebuild (``trainer_cls``: the launching trainer's class, named by
+    the script, so this module never imports the trainer that imports it), relay epochs from rank 0, train."""
     from alignrank.env import setup_offline
 
     setup_offline()
-    trainer = rebuild_trainer(spec)
+    trainer = rebuild_trainer(spec, trainer_cls)
     if os.environ.get(DRY_ENV):  # tests: what was rebuilt, then stop
         _dry_report(trainer, Path(os.environ[DRY_ENV]))
         return
