@@ -13,7 +13,10 @@ The annotation JSONs are extracted into ``downloads/annotations_trainval2017/``;
 extracted straight from the zip into the dataset being built (only the ``data.subset`` images).
 
 ``data.subset = N`` keeps the first N images of each split sorted by image id (for COCO the same
-order as the file names, which are the zero-padded ids).
+order as the file names, which are the zero-padded ids). With a subset, an image zip that is not already
+downloaded is not downloaded at all: its central directory and the subset's members are read through HTTP
+Range requests (:mod:`alignrank.data.remote_zip`; each member checked against its CRC), e.g. 2000 train2017
+images are about 330 MB instead of 18 GB; a server without Range support gets the whole zip downloaded.
 
 Examples:
     >>> downloads_dir(DataParams(downloads="/work/proj/downloads")).as_posix()
@@ -23,14 +26,17 @@ Examples:
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from alignrank.config.schema import DataParams
 from alignrank.data.archive import safe_extract, verify_zip
 from alignrank.data.coco_format import read_json, safe_file_name, subset_images
-from alignrank.data.download import download
+from alignrank.data.download import download, is_verified
+from alignrank.data.remote_zip import NoRanges, open_remote
 from alignrank.io import resolve_path
 
+LOGGER = logging.getLogger("alignrank.data")
 OFFICIAL_URL = "http://images.cocodataset.org"
 OFFICIAL_COUNTS = {"train": 118287, "val": 5000}
 SPLITS = ("train", "val")
@@ -79,13 +85,30 @@ def fetch_coco2017(dp: DataParams, *, root: Path, build: Path) -> dict[str, dict
                         if isinstance(im, dict) and safe_file_name(im.get("file_name"))})
         count = (".jpg", OFFICIAL_COUNTS[split]) if _is_official(base) else None
         key = hashlib.sha256(("\n".join(names) + f"|{count}").encode()).hexdigest()[:16]
-        zpath = download(
-            f"{base}/zips/{split}2017.zip", cache / f"{split}2017.zip",
-            verify=lambda p, n=names, c=count: verify_zip(p, required=n, expected_count=c), verify_key=key, **dl,
-        )
+        url, dest = f"{base}/zips/{split}2017.zip", cache / f"{split}2017.zip"
         data = subset_images(data, dp.subset)
         want = sorted({f"{split}2017/{im['file_name']}" for im in data["images"]
                        if safe_file_name(im.get("file_name"))})
+        if dp.subset and not is_verified(dest, key) and _extract_remote(url, want, build / "images" / split, dp):
+            out[split] = data
+            continue
+        zpath = download(
+            url, dest, verify=lambda p, n=names, c=count: verify_zip(p, required=n, expected_count=c), verify_key=key,
+            **dl,
+        )
         safe_extract(zpath, build / "images" / split, want, strip=1)
         out[split] = data
     return out
+
+
+def _extract_remote(url: str, want: list[str], dest: Path, dp: DataParams) -> bool:
+    """Extract the ``want`` members of the remote zip through HTTP Range requests (:mod:`alignrank.data.remote_zip`);
+    False when the server does not serve ranges (the caller downloads the whole zip)."""
+    try:
+        with open_remote(url, timeout=dp.timeout, retries=dp.retries) as f:
+            safe_extract(f, dest, want, strip=1)
+    except NoRanges as e:
+        LOGGER.warning(f"{e}; downloading the whole zip for the data.subset images")
+        return False
+    LOGGER.info(f"{url}: {len(want)} member(s) read through HTTP Range requests (data.subset), zip not downloaded")
+    return True

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from alignrank.cli import app
 from alignrank.config import load_params, with_overrides
 from alignrank.io import atomic_write_json
-from alignrank.runs.plan import make_plan
+from alignrank.runs.plan import _validated_epochs, make_plan
 from alignrank.runs.run import train
 from alignrank.runs.sweep import plan as sweep_plan
 from alignrank.tracking.base import NullTracker
@@ -64,9 +64,10 @@ def test_statuses_measured_speed_and_sweep_keys(tiny_params, tmp_path):
     assert [x["name"] for x in plan["runs"]] == [s.name for s in specs]
     assert [(x["status"], x["epochs_left"]) for x in plan["runs"]] == [("cached", 0), ("resume", 1), ("train", 2)]
     assert plan["dataset"]["built"] and plan["speed"]["baseline"]["from"] == "1 finished run(s)"
-    ips = plan["speed"]["baseline"]["img_per_s"]  # 16 train / 8 val images, validated after the last epoch only
+    ips = plan["speed"]["baseline"]["img_per_s"]  # 16 train / 8 val images, val images at a third of the cost
     for x, epochs in zip(plan["runs"][1:], (1, 2)):
-        assert x["hours"] == pytest.approx((epochs * 16 + 8 / 3) / ips / 3600, rel=1e-2)
+        validated = _validated_epochs(p, epochs)
+        assert x["hours"] == pytest.approx((epochs * 16 + validated * 8 / 3) / ips / 3600, rel=1e-2)
     assert plan["estimate"]["gpu_hours"] == 0.0 and plan["estimate"]["run_hours"] > 0
     r = CliRunner().invoke(app, ["sweep", "--plan", "--params", str(REPO / "params.yaml"),
                                  *set_args({**tiny_overrides(tiny_params.data.root, tmp_path), "train.epochs": 2,
@@ -77,7 +78,7 @@ def test_statuses_measured_speed_and_sweep_keys(tiny_params, tmp_path):
 def test_cluster_limits_the_runs_at_once(tmp_path):
     p = load_params(REPO / "params.yaml", {"sweep.variants": ["baseline"], "sweep.seeds": [0, 1, 2, 3, 4],
                                            "ray.max_concurrent": 8, "ray.cpus_per_run": 4, "ray.gpus_per_run": 2,
-                                           "train.device": "cuda", "data.root": str(tmp_path / "none")})
+                                           "train.device": "0,1", "data.root": str(tmp_path / "none")})
     assert make_plan(p)["resources"]["concurrency"] == 8
     assert [len(w) for w in make_plan(p, cpus=10)["waves"]] == [2, 2, 1]
     assert make_plan(p, cpus=64, gpus=6)["resources"]["concurrency"] == 3
