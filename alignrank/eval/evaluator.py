@@ -93,7 +93,7 @@ def format_table(metrics: Mapping) -> str:
             return "n/a"
         return f"{100 * v:6.2f}" if pct else (f"{v:7.4f}" if isinstance(v, float) else f"{v:>7}")
 
-    rows = [("COCO (pycocotools, %)", None)] + [(k, fmt(metrics.get(k))) for k in STAT_NAMES]
+    rows = [("COCO (pycocotools' numbers, %)", None)] + [(k, fmt(metrics.get(k))) for k in STAT_NAMES]
     rows += [("rank consistency", None)] + [(k, fmt(metrics.get(k), False)) for k in RANK_KEYS]
     rows += [("calibration", None), ("ece (equal-mass)", fmt(metrics.get("ece"), False)),
              ("mce (equal-mass)", fmt(metrics.get("mce"), False)), ("dece (equal-width)", fmt(metrics.get("dece"), False))]
