@@ -91,7 +91,7 @@ def mlflow_line(info: Optional[Mapping]) -> str:
 
 def report_text(out: Mapping, headline: Mapping) -> str:
     """The summary of ``alignrank report`` (``out``: :func:`~alignrank.report.results.run_report`'s result)."""
-    d = Path(out["out_dir"])
+    d = Path(out.get("out_dir") or ".")
     n_seeds = sorted({a.get("n", 0) for a in (headline.get("AP") or {}).values()})
     lines = [f"report: {len(out.get('variants', []))} variants, {out.get('runs', 0)} evaluated runs "
              f"({'/'.join(map(str, n_seeds))} seeds per variant); COCO AP (pycocotools), paired differences to the "
@@ -169,4 +169,4 @@ def sweep_summary(params: Params, out: Mapping) -> str:
 
 def report_summary(out: Mapping) -> str:
     """:func:`report_text` with the ``headline.json`` the report just wrote."""
-    return report_text(out, read_json(Path(out["out_dir"]) / "headline.json") or {})
+    return report_text(out, read_json(Path(out.get("out_dir") or ".") / "headline.json") or {})
