@@ -68,7 +68,8 @@ def test_killed_train_then_rerun_gives_a_killed_and_a_finished_attempt(tiny_data
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     args = ["train", "--params", str(REPO / "params.yaml"), "--variant", "baseline", "--seed", "0",
             "--set", f"data.root={tiny_data}", "--set", "train.imgsz=64", "--set", "train.epochs=2",
-            "--set", "train.batch=8", "--set", "model.scale=n", "--set", f"train.out_dir={tmp_path / 'runs'}"]
+            "--set", "train.batch=8", "--set", "model.scale=n", "--set", "train.val_period=1",  # val/* each epoch
+            "--set", f"train.out_dir={tmp_path / 'runs'}"]
     env = {**os.environ, "ALIGNRANK_FAULT": "kill:baseline-s0:1", "PYTHONPATH": str(REPO)}
     code = "import sys; from alignrank.cli import app; app(sys.argv[1:], prog_name='alignrank')"
     p = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=tmp_path, capture_output=True, text=True,

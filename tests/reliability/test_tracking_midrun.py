@@ -99,7 +99,7 @@ def test_server_killed_mid_run_spools_then_sync_logs_every_metric_once(tiny_para
 
     server.start()
     p = with_overrides(tiny_params, {"train.variant": "baseline", "train.epochs": 2, "train.imgsz": 64,
-                                    "mlflow.tracking_uri": server.uri})
+                                    "train.val_period": 1, "mlflow.tracking_uri": server.uri})  # val/* every epoch
 
     def kill_after_epoch_1(epoch, metrics):
         if epoch == 1:

@@ -130,7 +130,7 @@ def test_server_down_mid_sweep_later_runs_start_offline_then_sync_logs_everythin
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # workers inherit it: a dead server fails fast
     server.start()
-    over = {**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "train.epochs": 2,
+    over = {**tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "train.epochs": 2, "train.val_period": 1,
             "sweep.variants": ["baseline"], "sweep.seeds": [0, 1], "ray.num_cpus": 2, "ray.max_concurrent": 1,
             "mlflow.tracking_uri": server.uri}
     p = load_params(REPO / "params.yaml", over)

@@ -83,7 +83,7 @@ def test_killed_worker_is_retried_and_resumes_hard_failure_is_reported(tiny_data
     monkeypatch.setenv("ALIGNRANK_FAULT", "kill:baseline-s0:1,raise:baseline-s1")
     args = ["sweep", "--json", "--params", str(REPO / "params.yaml"), *set_args({
         **tiny_overrides(tiny_data, tmp_path), "train.imgsz": 64, "train.epochs": 2, "sweep.variants": ["baseline"],
-        "sweep.seeds": [0, 1], "sweep.max_retries": 1, "ray.num_cpus": 2})]
+        "sweep.seeds": [0, 1], "sweep.max_retries": 1, "ray.num_cpus": 2, "train.val_period": 1})]  # val/* each epoch
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1, r.output  # finished the others, then non-zero
     s = json.loads(r.stdout)
