@@ -128,7 +128,7 @@ class CSDDetect(Detect):
         if side_stream:
             self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range)
             self.bcdm = BCDM(c, reduction=reduction, nl=self.nl, mode=bcdm_mode)
-            self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1) for x in ch)
+            self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1, bias=False) for x in ch)  # see reset_parameters_after_init
         self.router = nn.ModuleList(KernelRouter(x, hidden, kernels, outputs=2) for x in ch)
         if light_cls:  # class branch middle layer: dense 3x3 -> dw 3x3 + 1x1 (as the baseline_slim control)
             slim_class_branch(self.cv3)
@@ -138,12 +138,17 @@ class CSDDetect(Detect):
         self.reset_parameters_after_init()
 
     def reset_parameters_after_init(self) -> None:
-        """Zero the re-entry expansions (start = stock head function) and reset the offset pattern."""
+        """Zero the re-entry expansions (start = stock head function) and reset the offset pattern.
+
+        The re-entry has no bias: a per-channel constant added to ``x_l`` is absorbed by the branches' first
+        Conv-BN anyway, and ultralytics trains biases at ``warmup_bias_lr`` (0.1) during warm-up, which made
+        Adam's full-size steps on its ~zero gradient shift ``x~_l`` by about twice ``|x_l|`` within 3 steps
+        (measured), so the stock branches no longer saw the features they start from.
+        """
         if self.csd is None:
             return
         for e in self.expand:
             nn.init.zeros_(e.weight)
-            nn.init.zeros_(e.bias)
         self.csd.reset_offsets()
 
     def level_strides(self) -> list[float]:

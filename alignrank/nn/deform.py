@@ -175,8 +175,12 @@ class CrossScaleSampler(nn.Module):
 
     Attributes:
         proj: 1x1 Conv-BN-SiLU per level, ``C_l -> c``.
-        pred: Per level, depthwise 3x3 Conv-BN then a 1x1 conv to ``S*K*2`` offsets + ``S*K`` logits
-            (``S`` = number of source levels of that level).
+        pred: Per level, depthwise 3x3 Conv-BN then a bias-free, zero-initialised 1x1 conv to ``S*K*2`` raw
+            offsets + ``S*K`` logits (``S`` = number of source levels of that level).
+        ring_raw: (K, 2) buffer, the initial ring as raw offsets (``R atanh(ring / R)``), added to every
+            source's raw offsets: the pattern is a constant, not a learned bias, because ultralytics trains
+            biases at ``warmup_bias_lr`` (0.1) during warm-up, which scrambled it while the re-entry was still
+            ~zero (Adam takes full-size steps on tiny gradients).
         sources: Source levels of each level.
     """
 
@@ -189,20 +193,19 @@ class CrossScaleSampler(nn.Module):
         self.sources = [tuple(j for j in (i - 1, i, i + 1) if 0 <= j < nl) for i in range(nl)]
         self.proj = nn.ModuleList(Conv(x, c, 1) for x in ch)
         self.pred = nn.ModuleList(
-            nn.Sequential(Conv(c, c, 3, g=c, act=False), nn.Conv2d(c, 3 * points * len(src), 1)) for src in self.sources
+            nn.Sequential(Conv(c, c, 3, g=c, act=False), nn.Conv2d(c, 3 * points * len(src), 1, bias=False))
+            for src in self.sources
         )
+        self.register_buffer("ring_raw", torch.zeros(points, 2))
         self.reset_offsets()
 
     def reset_offsets(self) -> None:
-        """Zero-weight offset convs whose biases give the ring pattern in every source and uniform weights."""
+        """Zero-weight offset convs: the ring pattern in every source, uniform point weights."""
         r = self.offset_range
-        raw = r * torch.atanh(ring_offsets(self.points, self.ring) / r)  # (K, 2): R tanh(raw / R) = ring
-        for head, src in zip(self.pred, self.sources):
-            last = head[-1]
-            nn.init.zeros_(last.weight)
-            with torch.no_grad():
-                last.bias.zero_()
-                last.bias[: 2 * self.points * len(src)] = raw.flatten().repeat(len(src))  # (S*K*2,) ordered (s, k, xy)
+        with torch.no_grad():
+            self.ring_raw.copy_(r * torch.atanh(ring_offsets(self.points, self.ring) / r))  # (K, 2): R tanh(raw/R) = ring
+        for head in self.pred:
+            nn.init.zeros_(head[-1].weight)
 
     def forward(self, x: Sequence[torch.Tensor], strides: Sequence[float]) -> list[torch.Tensor]:
         """Sample every level from its neighbours.
@@ -233,7 +236,7 @@ class CrossScaleSampler(nn.Module):
             h, w = hw[i]
             s, k = len(src), self.points
             o = head(z[i]).to(cdt).permute(0, 2, 3, 1)  # (B, H, W, S*K*3)
-            off = o[..., : 2 * s * k].reshape(b, h, w, s, k, 2)  # (B, H, W, S, K, xy)
+            off = o[..., : 2 * s * k].reshape(b, h, w, s, k, 2) + self.ring_raw.to(cdt)  # (B, H, W, S, K, xy)
             off = self.offset_range * torch.tanh(off / self.offset_range)  # |dp| <= R per axis
             pw = o[..., 2 * s * k :].softmax(-1).reshape(b, h, w, s, k, 1)  # one softmax over the S*K points
             kw = {"device": o.device, "dtype": o.dtype}

@@ -85,7 +85,7 @@ def test_gradients_reach_offsets_gates_and_router():
     (out["boxes"].square().mean() + out["scores"].sigmoid().mean()).backward()
     for i in range(head.nl):
         assert head.csd.pred[i][-1].weight.grad.abs().sum() > 0  # offsets and point weights
-        assert head.csd.pred[i][-1].bias.grad[: 2 * head.csd.points].abs().sum() > 0  # offsets alone
+        assert head.csd.pred[i][-1].weight.grad[: 2 * head.csd.points].abs().sum() > 0  # offsets alone
         assert head.bcdm.gate[i].weight.grad.abs().sum() > 0
         assert head.router[i].fc1.weight.grad.abs().sum() > 0
         assert head.cv2[i][-1].weight.grad.abs().sum((0, 2)).gt(0).all()  # every base kernel

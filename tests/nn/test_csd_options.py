@@ -185,3 +185,57 @@ def test_ema_tracks_every_head_tensor():
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ema.ema.eval()(x)[0], m.eval()(x)[0])
+
+
+def _warmup_steps(model, batch, steps: int, nw: int = 38) -> None:
+    """``steps`` AdamW steps with ultralytics' groups and warm-up: biases from lr 0.1, weights from lr 0."""
+    opt = _adamw(model)
+    for ni in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = float(torch.tensor(ni / nw) * (0.002 - (0.1 if g["param_group"] == "bias" else 0.0))
+                            + (0.1 if g["param_group"] == "bias" else 0.0))
+        _loss(model, batch, model(batch["img"])).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
+        opt.step()
+        opt.zero_grad()
+
+
+def _reentry_shift_and_alpha(model, x) -> tuple[float, float]:
+    head = model.model[-1]
+    feats = {}
+    hook = head.register_forward_pre_hook(lambda mod, inp: feats.update(x=inp[0]))
+    with torch.no_grad():
+        model.eval()(x)
+        hook.remove()
+        y = head.refine(feats["x"])
+        shift = max(float((a - b).abs().mean() / b.abs().mean()) for a, b in zip(y, feats["x"]))
+        alpha = max(float(r(t)[0].max()) for r, t in zip(head.router, y))
+    model.train()
+    return shift, alpha
+
+
+def test_warmup_keeps_the_stock_start():
+    """The side stream re-enters through a zero-initialised 1x1 so training starts from the stock head; under
+    ultralytics' warm-up (biases at lr 0.1, Adam: full-size steps on ~zero gradients) that start must survive the
+    first steps: the re-entry stays a small fraction of the features, and alpha does not collapse on one kernel.
+    A re-entry and router WITH biases (the head before the fix) fail both, as the negative control shows."""
+    batch = synthetic_batch(4, 64, NC)
+    torch.manual_seed(0)
+    m = _model({}).train()
+    _warmup_steps(m, batch, 5)
+    shift, alpha = _reentry_shift_and_alpha(m, batch["img"])
+    assert shift < 0.05 and alpha < 0.35, (shift, alpha)  # M = 4: uniform alpha is 0.25
+
+    torch.manual_seed(0)
+    old = _model({}).train()
+    head = old.model[-1]
+    with torch.no_grad():  # the old layers: biased zero-initialised re-entry, biased router MLP
+        head.expand = torch.nn.ModuleList(torch.nn.Conv2d(e.in_channels, e.out_channels, 1) for e in head.expand)
+        for e in head.expand:
+            e.weight.zero_()
+            e.bias.zero_()
+        for r in head.router:
+            r.fc2 = torch.nn.Linear(r.fc2.in_features, r.fc2.out_features)
+    _warmup_steps(old, batch, 5)
+    shift_old, alpha_old = _reentry_shift_and_alpha(old, batch["img"])
+    assert shift_old > 10 * shift and shift_old > 0.2, (shift_old, shift)

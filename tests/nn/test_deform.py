@@ -77,10 +77,9 @@ def test_sampler_sources_shapes_and_init():
     for head, src in zip(s.pred, s.sources):
         last = head[-1]
         assert last.out_channels == 3 * 3 * len(src)
-        assert torch.count_nonzero(last.weight) == 0
-        offs = 2.0 * torch.tanh(last.bias[: 2 * 3 * len(src)] / 2.0)  # R tanh(raw / R)
-        torch.testing.assert_close(offs.view(len(src), 3, 2), ring_offsets(3, 1.0).expand(len(src), 3, 2))
-        assert torch.count_nonzero(last.bias[2 * 3 * len(src):]) == 0  # uniform softmax weights
+        assert torch.count_nonzero(last.weight) == 0 and last.bias is None  # zero map: uniform point weights
+    torch.testing.assert_close(2.0 * torch.tanh(s.ring_raw / 2.0), ring_offsets(3, 1.0))  # R tanh(raw / R) = ring
+    assert "ring_raw" in s.state_dict() and not any(p is s.ring_raw for p in s.parameters())  # a constant
     out = s(_sampler_inputs(), strides=(8.0, 16.0, 32.0))
     assert [tuple(o.shape) for o in out] == [(2, 8, 13, 10), (2, 8, 7, 5), (2, 8, 4, 3)]
 
@@ -103,7 +102,7 @@ def test_sampler_at_init_is_mean_of_ring_samples():
 def test_offsets_bounded_by_range():
     s = CrossScaleSampler((4, 4), c=4, points=2, offset_range=1.0).double()
     with torch.no_grad():
-        s.pred[0][-1].bias[:8] = 1e6  # raw offsets explode; R tanh keeps them within 1 pixel
+        s.ring_raw.fill_(1e6)  # raw offsets explode; R tanh keeps them within 1 pixel
     x = [torch.randn(1, 4, 6, 6, dtype=torch.float64), torch.randn(1, 4, 3, 3, dtype=torch.float64)]
     out = s(x, strides=(8.0, 16.0))[0]
     assert torch.isfinite(out).all()
@@ -117,7 +116,7 @@ def _grid_sample_reference(s: CrossScaleSampler, x, strides):
         b, _, h, w = z[i].shape
         n, k = len(src), s.points
         o = head(z[i])
-        off = o[:, : 2 * n * k].reshape(b, n, k, 2, h, w).permute(0, 1, 2, 4, 5, 3)  # (B, S, K, H, W, 2)
+        off = o[:, : 2 * n * k].reshape(b, n, k, 2, h, w).permute(0, 1, 2, 4, 5, 3) + s.ring_raw.view(1, 1, k, 1, 1, 2)
         off = s.offset_range * torch.tanh(off / s.offset_range)
         wts = o[:, 2 * n * k :].softmax(1).view(b, n, k, h, w)
         acc = 0
