@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-def grad_norm(model, keep) -> float:
+def grad_norm(model, prefixes: tuple[str, ...]) -> float:
+    """Gradient norm of the parameters whose names start with one of ``prefixes``."""
     return math.sqrt(sum(float(p.grad.square().sum()) for n, p in model.named_parameters()
-                         if p.grad is not None and keep(n)))
+                         if p.grad is not None and n.startswith(prefixes)))
 
 
 def head_stats(model, img) -> dict:
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         batches = [tr.preprocess_batch(next(loader)) for _ in range(args.batches)]
         nw = tr._get_warmup_iterations(len(tr.train_loader))  # ultralytics' own warm-up length
         model = tr.model
+        hp = f"model.{len(model.model) - 1}."  # the head's parameter names start with this
         for step in range(args.steps):
             if nw and step <= nw:  # ultralytics' warm-up: biases from warmup_bias_lr, the rest from 0
                 for g in tr.optimizer.param_groups:
@@ -94,12 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             batch = batches[step % len(batches)]
             loss, items = model(batch)
             loss.sum().backward()
-            hp = f"model.{len(model.model) - 1}."  # the head's parameter names start with this
             rec = {"step": step, "loss": [round(float(v), 4) for v in (items.values() if isinstance(items, dict) else items)],
-                   "g_stock_cls": grad_norm(model, lambda n: n.startswith(hp + "cv3.")),
-                   "g_stock_box": grad_norm(model, lambda n: n.startswith(hp + "cv2.")),
-                   "g_side": grad_norm(model, lambda n: n.startswith(tuple(hp + k for k in ("csd.", "bcdm.", "expand.")))),
-                   "g_router": grad_norm(model, lambda n: n.startswith(hp + "router."))}
+                   "g_stock_cls": grad_norm(model, (hp + "cv3.",)), "g_stock_box": grad_norm(model, (hp + "cv2.",)),
+                   "g_side": grad_norm(model, (hp + "csd.", hp + "bcdm.", hp + "expand.")),
+                   "g_router": grad_norm(model, (hp + "router.",))}
             tr.optimizer_step()
             if step % args.every == 0 or step == args.steps - 1:
                 rec.update(head_stats(model, batch["img"]))
