@@ -2,7 +2,7 @@
 
 Ultralytics (``verify_image_label``) silently skips a zero-byte or unreadable image and a label ``.txt``
 with NaN, out-of-range (> 1.01 or negative) or non-integer values; its messages are logged at INFO (hidden
-by :func:`alignrank.runs.run.quiet_ultralytics`) and kept in the ``labels/<split>.cache`` file. We read
+by :func:`alignrank.engine.quiet.quiet_ultralytics`) and kept in the ``labels/<split>.cache`` file. We read
 them back after the dataset is built, log one warning line per split and write ``data_report.json`` in the
 run folder. Training goes on with the remaining images; the dataset files are never modified.
 

@@ -178,7 +178,7 @@ def make_plan(params: Params, *, img_per_s: Optional[float] = None, cpus: Option
     Returns:
         ``{"dataset", "runs": [...], "resources", "waves", "speed", "estimate"}`` (JSON-ready).
     """
-    from alignrank.runs.run import quiet_ultralytics
+    from alignrank.engine.quiet import quiet_ultralytics
     from alignrank.runs.sweep import run_params
 
     ds = dataset_info(params)

@@ -95,12 +95,14 @@ def _template(variant: str, model: ModelParams) -> tuple[Any, frozenset, set]:
     """
     import torch
 
+    from alignrank.engine.quiet import quiet_ultralytics
     from alignrank.nn.model import AlignRankModel
 
     reads: set[str] = set()
     rec = ReadRecorder(model, reads)
     torch.manual_seed(0)
-    built = AlignRankModel(f"yolov8{rec.scale}.yaml", nc=NC, verbose=False, variant=variant, model_params=rec)
+    with quiet_ultralytics():  # building logs "Overriding model.yaml nc=..." on stdout
+        built = AlignRankModel(f"yolov8{rec.scale}.yaml", nc=NC, verbose=False, variant=variant, model_params=rec)
     return built, frozenset(reads), reads
 
 

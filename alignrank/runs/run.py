@@ -28,12 +28,11 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import sys
 import time
-from typing import Iterator, Optional, TextIO
+from typing import Optional, TextIO
 
 import yaml
 
@@ -44,6 +43,7 @@ from alignrank.data.lock import dataset_lock
 from alignrank.engine import faults
 from alignrank.engine.callbacks import EpochLogger, ReportFn
 from alignrank.engine.guards import FiniteLossGuard
+from alignrank.engine.quiet import quiet_ultralytics
 from alignrank.errors import DataError, write_error
 from alignrank.io import atomic_write_json, atomic_write_text, read_json
 from alignrank.locks import hold
@@ -55,25 +55,6 @@ from alignrank.tracking.names import ALIASES
 
 FINAL_KEYS = tuple(ALIASES.values())  # map50_95, map50, precision, recall, fitness
 LOCK_NAME = ".lock"  # <run folder>/.lock: one job at a time per run folder
-
-
-@contextlib.contextmanager
-def quiet_ultralytics(verbose: bool = False) -> Iterator[None]:
-    """Send ultralytics' log to stderr (stdout stays clean for JSON) and, unless ``verbose``, only warnings."""
-    from ultralytics.utils import LOGGER
-
-    handlers = [h for h in LOGGER.handlers if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
-    level = LOGGER.level
-    for h in handlers:
-        h.setStream(sys.stderr)
-    if not verbose:
-        LOGGER.setLevel(logging.WARNING)  # also disables ultralytics' progress bars
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(level)
-        for h in handlers:
-            h.setStream(sys.stdout)
 
 
 def run_tags(params: Params, key: RunKey, provenance: Optional[dict] = None) -> dict[str, str]:

@@ -47,7 +47,7 @@ def _copy_project(dst: Path) -> Path:
         if src.is_file() and not rel.startswith(("tests/", "docs/", "benchmarks/")):
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
-    assert (dst / ".dvc" / "config").is_file() and (dst / "alignrank" / "atomic.py").is_file()
+    assert (dst / ".dvc" / "config").is_file() and (dst / "alignrank" / "io.py").is_file()
     p = yaml.safe_load((dst / "params.yaml").read_text())
     for section, values in TINY.items():
         p[section].update(values)
