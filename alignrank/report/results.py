@@ -3,13 +3,13 @@
 Reads ``outputs/eval/summary.json`` and ``outputs/eval/runs/`` (written by the evaluate stage) and,
 when present, ``outputs/profile/profile.json``; writes under ``report.out_dir`` (default ``results/``):
 
-* ``tables/``: ``table1_main``, ``table2_ablation``, ``table_paired``, ``table_power``, ``table_paper`` as
+* ``tables/``: ``table1_main``, ``table2_ablation``, ``table_tide``, ``table_paired``, ``table_power``, ``table_paper`` as
   ``.md``, ``.csv``, ``.tex``, and all of them in ``tables/report.md``;
 * ``headline.json`` (the DVC metric): AP per variant and its paired difference to the baseline;
 * ``metrics.json`` (for machines): every number in the tables' units, with a ``units`` field
   (see :mod:`alignrank.report.summary`);
 * ``figures/*.png``: AP per variant with seed spread, score-vs-IoU scatter, reliability diagrams,
-  training curves;
+  TIDE error bars, training curves;
 * ``plots/`` (DVC plots data): ``ap_per_seed.csv``, ``training_curves.csv`` (epoch x every registered
   variant, mean val mAP50-95 over seeds, empty where not run), ``reliability/<variant>.csv`` and
   ``score_iou/<variant>.csv``;
@@ -35,9 +35,11 @@ from alignrank.config.schema import Params
 from alignrank.errors import DataError
 from alignrank.io import atomic_write_json, atomic_write_text, project_root, read_json, resolve_path
 from alignrank.report import plots
+from alignrank.report.figures_eval import tide_bars
 from alignrank.report.paired import paired_rows, paired_table, power_rows, power_table
 from alignrank.report.summary import headline, metrics_json
 from alignrank.report.tables import ablation_table, main_table, paper_table
+from alignrank.report.tide_table import tide_table
 from alignrank.variants import VARIANTS
 
 PROFILE_JSON = Path("outputs") / "profile" / "profile.json"
@@ -130,6 +132,7 @@ def _plot_data_and_figures(runs: Mapping, mirrors: Mapping, out: Path) -> list[s
             rows += [(s, i, f"{c:.4f}", f"{a:.4f}", n) for i, (c, a, n) in enumerate(bins)]
         _csv(pdir / "reliability" / f"{v}.csv", ["seed", "bin", "confidence", "accuracy", "count"], rows)
     plots.reliability_grid(rel, figs / "reliability.png"), made.append("figures/reliability.png")
+    tide_bars(runs, figs / "tide.png"), made.append("figures/tide.png")
     key = "metrics/mAP50-95(B)"
     epochs = sorted({int(e) for seeds in curves.values() for c in seeds.values() for e in c.get("epoch", [])})
     cols = list(dict.fromkeys([*VARIANTS, *runs]))  # every registered variant: dvc.yaml plots name them all
@@ -171,12 +174,13 @@ def run_report(params: Params) -> dict:
     tables = [
         ("table1_main", main_table(runs, shown, profile)),
         ("table2_ablation", ablation_table(runs, shown)),
+        ("table_tide", tide_table(runs, shown)),
         ("table_paired", paired_table(runs, shown, ci=rp.ci, min_seeds=rp.min_seeds, image=image, image_missing=why)),
         ("table_power", power_table(runs, shown, ci=rp.ci, power=rp.power, delta=rp.power_delta, image=image)),
         ("table_paper", paper_table(runs, profile, index.get("data"), trained)),
     ]
     if "baseline" not in runs:
-        for t in (tables[2][1], tables[3][1]):
+        for t in (tables[3][1], tables[4][1]):
             t.notes.append("No baseline run evaluated: no paired differences.")
     for name, t in tables:
         atomic_write_text(out / "tables" / f"{name}.md", t.markdown())

@@ -29,10 +29,10 @@ import numpy as np
 from alignrank.report.units import is_percent
 
 MAIN_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-ABLATION_METRICS = ("kendall_tau", "spearman_rho", "top1_miss_rate", "top1_iou_gap", "ece", "nms_free_AP")
+ABLATION_METRICS = ("kendall_tau", "spearman_rho", "top1_miss_rate", "top1_iou_gap", "ece", "dece", "nms_free_AP")
 LABELS = {"kendall_tau": "Kendall τ", "spearman_rho": "Spearman ρ", "top1_miss_rate": "top-1 miss",
-          "top1_iou_gap": "top-1 IoU gap", "ece": "ECE", "nms_free_AP": "NMS-free AP"}
-LOWER_IS_BETTER = {"ece", "top1_miss_rate", "top1_iou_gap"}
+          "top1_iou_gap": "top-1 IoU gap", "ece": "ECE", "dece": "D-ECE", "nms_free_AP": "NMS-free AP"}
+LOWER_IS_BETTER = {"ece", "dece", "top1_miss_rate", "top1_iou_gap"}
 PAPER = {  # COCO val2017, YOLOv8-S, 640 px (the paper's Table 1)
     "baseline": {"AP": 44.9, "params_M": 11.2, "gflops": 28.6},
     "full": {"AP": 46.9, "params_M": 11.5, "gflops": 30.0},
@@ -178,7 +178,8 @@ def ablation_table(runs: Mapping, variants: Sequence[str]) -> Table:
         rows.append(cells), csv_rows.append(nums)
     notes = ["Mean ± sample std over seeds (n = seeds); NMS-free AP in %. "
              "τ/ρ: score vs IoU of the pre-NMS candidates of each ground truth (higher is better); top-1 miss/IoU gap "
-             "and ECE: lower is better; NMS-free AP: top-k by score, no NMS."]
+             "ECE (equal-mass bins) and D-ECE (netcal's detection ECE over score and box, equal-width bins): lower is "
+             "better; NMS-free AP: top-k by score, no NMS."]
     return Table("ablation", "Table 2: rank consistency, calibration and NMS-free decoding", cols, rows, csv_cols, csv_rows,
                  notes)
 

@@ -67,6 +67,7 @@ def fake_eval(root: Path, variants=("baseline", "csd", "rcq", "full"), seeds=(0,
             m = {"AP": ap, "AP50": ap + 0.2, "AP75": ap - 0.05, "APs": float("nan"), "APm": ap - 0.1, "APl": ap + 0.1,
                  "kendall_tau": 0.2 + (0.2 if v in ("rcq", "full") else 0) + 0.01 * s, "spearman_rho": 0.3,
                  "top1_miss_rate": 0.5, "top1_iou_gap": 0.05, "ece": 0.1 - (0.05 if v in ("rcq", "full") else 0),
+                 "dece": 0.12 - (0.04 if v in ("rcq", "full") else 0),
                  "nms_free_AP": ap - 0.2, "AR1": ap / 2, "AR100": ap + 0.1, "tide_AP50": ap + 0.2, "tide_dAP_loc": 0.05,
                  "tide_n_loc": 7, "num_images": 40}
             rec = None

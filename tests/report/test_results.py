@@ -30,7 +30,7 @@ def test_report_on_fake_metrics(tmp_path):
     out = run_report(_params(**{"sweep.seeds": [0, 1, 2]}))
     res = tmp_path / "results"
     assert out["variants"] == ["baseline", "csd", "rcq", "full"] and out["runs"] == 12
-    for name in ("table1_main", "table2_ablation", "table_paired", "table_power", "table_paper"):
+    for name in ("table1_main", "table2_ablation", "table_tide", "table_paired", "table_power", "table_paper"):
         for ext in ("md", "csv", "tex"):
             assert (res / "tables" / f"{name}.{ext}").stat().st_size > 50, (name, ext)
     summary = json.loads((ev / "summary.json").read_text())
@@ -40,7 +40,7 @@ def test_report_on_fake_metrics(tmp_path):
     assert "11.50" in main and "12.5" in main
     paired = (res / "tables" / "table_paired.md").read_text()
     assert "95% CI (paired t over seeds)" in paired and "95% CI (paired bootstrap over 40 images)" in paired
-    assert "p (Holm, 27 tests)" in paired and "200 replicates" in paired
+    assert "p (Holm, 30 tests)" in paired and "200 replicates" in paired
     csv_rows = {(r[0], r[1]): r for r in (ln.split(",") for ln in (res / "tables" / "table_paired.csv").read_text().splitlines())}
     full = csv_rows["full", "AP"]
     assert float(full[2]) == pytest.approx(np.mean(full_ap) - np.mean([100 * summary["baseline"][f"seed{s}"]["AP"]
@@ -49,7 +49,10 @@ def test_report_on_fake_metrics(tmp_path):
     assert csv_rows["full", "kendall_tau"][8] == ""  # no image interval for non-AP metrics
     assert "seeds needed" in (res / "tables" / "table_power.md").read_text()
     assert "NOT COMPARABLE" in (res / "tables" / "table_paper.md").read_text()
-    for f in ("ap_per_variant", "score_iou", "reliability", "training_curves"):
+    assert "D-ECE" in (res / "tables" / "table2_ablation.md").read_text()
+    tide = (res / "tables" / "table_tide.md").read_text()
+    assert "Loc dAP (count)" in tide and "5.00 ± 0.00 (7)" in tide  # tide_dAP_loc 0.05 -> 5.00 points, 7 errors
+    for f in ("ap_per_variant", "score_iou", "reliability", "tide", "training_curves"):
         assert (res / "figures" / f"{f}.png").read_bytes()[:8] == PNG
     metrics = json.loads((res / "metrics.json").read_text())
     assert metrics["means"]["full"]["AP"] == pytest.approx(np.mean(full_ap)) and metrics["means"]["full"]["n_seeds"] == 3
