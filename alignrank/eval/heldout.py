@@ -19,7 +19,7 @@ calibration, TIDE, NMS-free AP).
   JSON's frame is read as stored (``stored_frame``), as the data stage makes OpenCV read it.
 * Output: ``outputs/eval/heldout/<run name>/<json stem>-<hash>/`` holds ``predictions.json`` (COCO
   results), ``candidates.npz``, ``metrics.json`` (numbers, reliability bins, meta, a stamp) and
-  ``reliability.png``; the same stamp (checkpoint, ``eval`` params, ground truth, image folder) is not
+  ``reliability.png``; the same stamp (checkpoint, ``eval`` params, ground truth, image folder, evaluation code) is not
   predicted again.
 
 With a trained run, ``evaluate_heldout(params, "full/0", "other/instances_val.json", "other/images")["metrics"]["AP"]``
@@ -53,6 +53,7 @@ from alignrank.io import (
     sha256_file,
     to_jsonable,
 )
+from alignrank.runs.key import source_hash
 from alignrank.runs.rundir import RunDir
 
 HELDOUT_DIR = Path("outputs") / "eval" / "heldout"
@@ -139,7 +140,7 @@ def heldout_images(gt: dict, images: Path, gt_name: str) -> tuple[list[tuple[Pat
 
 def _stamp(weights: Path, params: Params, gt_path: Path, images: Path) -> dict:
     return {"weights_sha256": sha256_file(weights)[:16], "eval": to_dict(params.eval),
-            "gt_sha256": sha256_file(gt_path)[:16], "images": str(images)}
+            "gt_sha256": sha256_file(gt_path)[:16], "images": str(images), "code": source_hash(("eval",))}
 
 
 def evaluate_heldout(params: Params, run: str, gt_path: str | Path, images: str | Path, *,

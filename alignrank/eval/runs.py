@@ -5,8 +5,8 @@ For each run listed by :func:`alignrank.runs.sweep.list_runs` (``variant``, ``se
 
 * ``outputs/eval/cache/<run name>/predictions.json`` (post-NMS, COCO results), ``candidates.npz`` (pre-NMS),
   ``score_iou.npz`` (matched candidates), ``metrics.json`` (all numbers + reliability bins + a stamp),
-  ``reliability.png``; a run whose stamp (checkpoint sha256, ``eval`` params, ground-truth sha256)
-  is unchanged is not re-evaluated;
+  ``reliability.png``; a run whose stamp (checkpoint sha256, ``eval`` params, ground-truth sha256, and a
+  hash of the evaluation code in ``alignrank/eval``) is unchanged is not re-evaluated;
 * ``per_image.npz`` beside the predictions: per-image match records (:mod:`alignrank.eval.per_image`),
   rebuilt only when the predictions or the ground truth change;
 * a copy for the report under ``outputs/eval/runs/<variant>/seed<seed>/`` (metrics, a seeded sample of
@@ -48,6 +48,7 @@ from alignrank.io import (
     sha256_file,
     to_jsonable,
 )
+from alignrank.runs.key import source_hash
 
 EVAL_DIR = Path("outputs") / "eval"
 SCATTER_SAMPLE = 4000  # score-vs-IoU pairs copied per run for the report's scatter plots
@@ -93,7 +94,8 @@ def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Pa
         verify(weights)  # and only those whose sha256 their run recorded (a planted file is never unpickled)
     except CheckpointRefused as e:
         return {"status": "refused", "eval_dir": str(eval_dir), "error": str(e)}
-    stamp = {"weights_sha256": sha256_file(weights)[:16], "eval": to_dict(params.eval), "gt_sha256": gt_sha}
+    stamp = {"weights_sha256": sha256_file(weights)[:16], "eval": to_dict(params.eval), "gt_sha256": gt_sha,
+             "code": source_hash(("eval",))}  # fixed metric code re-evaluates; a cached number is today's
     old = read_json(eval_dir / "metrics.json")
     files = [eval_dir / f for f in ("predictions.json", "candidates.npz", "score_iou.npz", "reliability.png")]
     if old and old.get("stamp") == stamp and all(f.is_file() for f in files):

@@ -43,17 +43,26 @@ CODE_PATHS = ("nn", "loss", "engine/trainer.py", "variants.py")  # relative to t
 PKG = Path(__file__).resolve().parents[1]  # the alignrank package
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """sha256 (16 hex) of the package source files that determine a training run's result."""
-    pkg = PKG
+@functools.lru_cache(maxsize=8)
+def source_hash(paths: tuple[str, ...]) -> str:
+    """sha256 (16 hex) of the package's source files under ``paths`` (relative to the package, files or folders).
+
+    Examples:
+        >>> len(source_hash(("eval",))), source_hash(("eval",)) == source_hash(("loss",))
+        (16, False)
+    """
     h = hashlib.sha256()
-    for rel in CODE_PATHS:
-        p = pkg / rel
+    for rel in paths:
+        p = PKG / rel
         files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
         for f in files:
-            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+            h.update(f.relative_to(PKG).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def code_version() -> str:
+    """sha256 (16 hex) of the package source files that determine a training run's result."""
+    return source_hash(CODE_PATHS)
 
 
 def data_root(params: Params) -> Path:

@@ -66,7 +66,7 @@ def fake_runs(tiny_data, tiny_params, tmp_path, monkeypatch):
     return params, runs
 
 
-def test_run_evaluate_writes_files_summary_and_tracks(fake_runs, tmp_path):
+def test_run_evaluate_writes_files_summary_and_tracks(fake_runs, tmp_path, monkeypatch):
     params, runs = fake_runs
     calls = []
     out = stage.run_evaluate(params, open_tracker=lambda p, run_id: FakeTracker(calls, run_id))
@@ -95,6 +95,8 @@ def test_run_evaluate_writes_files_summary_and_tracks(fake_runs, tmp_path):
     again = stage.run_evaluate(params, open_tracker=lambda p, run_id: 1 / 0)
     assert again["cached"] == 2 and again["evaluated"] == 0 and not again["tracking_errors"]
     assert json.loads((tmp_path / "outputs" / "eval" / "summary.json").read_text()) == summary
+    monkeypatch.setattr(stage, "source_hash", lambda paths: "edited-metrics-code")  # a fixed metric: re-evaluated
+    assert stage.run_evaluate(params, open_tracker=lambda p, run_id: FakeTracker([], run_id))["evaluated"] == 2
     changed = with_overrides(params, {"eval.iou": 0.5})
     third = stage.run_evaluate(changed, open_tracker=lambda p, run_id: 1 / 0)
     assert third["evaluated"] == 2 and set(third["tracking_errors"]) == {"baseline-s0", "full-s0"}

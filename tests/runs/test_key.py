@@ -55,18 +55,18 @@ def test_code_version_counts_training_code_only(tmp_path, monkeypatch):
     pkg = tmp_path / "alignrank"
     shutil.copytree(cache.PKG, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(cache, "PKG", pkg)
-    cache.code_version.cache_clear()
+    cache.source_hash.cache_clear()
     try:
         v0 = cache.code_version()
         (pkg / "cli.py").write_text((pkg / "cli.py").read_text() + "\n# edit\n")  # not training code
-        cache.code_version.cache_clear()
+        cache.source_hash.cache_clear()
         assert cache.code_version() == v0
         f = pkg / "nn" / "model.py"
         f.write_text(f.read_text() + "\n# uncommitted edit\n")
-        cache.code_version.cache_clear()
+        cache.source_hash.cache_clear()
         assert cache.code_version() != v0
     finally:
-        cache.code_version.cache_clear()
+        cache.source_hash.cache_clear()
 
 
 def test_fingerprint_read_from_manifest_or_clear_error(tmp_path):
