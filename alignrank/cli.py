@@ -195,6 +195,21 @@ def plan_cmd(
         typer.echo(format_plan(out))
 
 
+@app.command(name="variants")
+@_guard
+def variants_cmd(as_json: bool = typer.Option(False, "--json", help="print the variants as JSON instead of a table")) -> None:
+    """List the registered variants: name, head, loss and what each compares."""
+    from alignrank.variants import VARIANTS
+
+    rows = [{"name": n, "head": v.head, "loss": v.loss, "description": v.description} for n, v in VARIANTS.items()]
+    if as_json:
+        _print_json(rows)
+        return
+    w = [max(len(r[k]) for r in rows) for k in ("name", "head", "loss")]
+    for r in rows:
+        typer.echo(f"{r['name']:<{w[0]}}  {r['head']:<{w[1]}}  {r['loss']:<{w[2]}}  {r['description']}")
+
+
 @app.command()
 @_guard
 def sync(params: Optional[Path] = ParamsOpt, overrides: Optional[List[str]] = SetOpt, set_file: Optional[List[Path]] = SetFileOpt) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ from alignrank import __version__
 from alignrank.cli import app
 from tests.conftest import REPO
 
-COMMANDS = ("data", "train", "sweep", "sync", "tune", "evaluate", "profile", "report")
+COMMANDS = ("data", "train", "sweep", "sync", "tune", "evaluate", "profile", "report", "variants")
 HEAVY = ("torch", "ultralytics", "mlflow", "ray")
 
 runner = CliRunner()
@@ -21,6 +22,15 @@ def test_help_lists_every_command():
     out = runner.invoke(app, ["--help"]).output
     for cmd in COMMANDS:
         assert cmd in out
+
+
+def test_variants_lists_every_registered_variant():
+    from alignrank.variants import VARIANTS
+
+    lines = runner.invoke(app, ["variants"]).output.splitlines()
+    assert [ln.split()[:3] for ln in lines] == [[n, v.head, v.loss] for n, v in VARIANTS.items()]
+    rows = json.loads(runner.invoke(app, ["variants", "--json"]).output)
+    assert [r["name"] for r in rows] == list(VARIANTS)
 
 
 def test_help_of_every_command_loads_no_torch_ultralytics_mlflow_or_ray():
