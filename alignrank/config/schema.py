@@ -104,6 +104,8 @@ class ModelParams:
     dyn_init: Literal["shared", "independent"] = param(
         "shared", help="dynamic conv: base kernels start equal (shared) or independently drawn (independent, CondConv)"
     )
+    end2end: bool = param(False, help="NMS-free form of every variant: YOLOv10's one-to-one branch beside the one-to-many "
+                          "one (dual assignment); inference by top-k without NMS (variants *_e2e force it on)")
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,12 @@ class LossParams:
     simota_radius: float = param(2.5, gt=0, help="SimOTA: centre-region radius in strides")
     atss_topk: int = param(9, ge=1, help="ATSS: closest anchors per level per GT")
     pair_budget: int = param(4_000_000, ge=1024, help="L_rank: max G*Kmax^2 pair elements per chunk (memory bound)")
+    o2o_topk: int = param(1, ge=1, help="NMS-free models: TAL top-k of the one-to-one assignment (YOLOv10: 1, same metric as the one-to-many)")
+    o2o_loss: Literal["same", "v8"] = param(
+        "same", help="NMS-free models: one-to-one branch's loss: same (the variant's, RCQ included) | v8 (YOLOv8's stock loss)"
+    )
+    o2m_weight: float = param(1.0, ge=0, help="NMS-free models: weight of the one-to-many branch's loss (YOLOv10: 1)")
+    o2o_weight: float = param(1.0, ge=0, help="NMS-free models: weight of the one-to-one branch's loss (YOLOv10: 1)")
 
 
 @dataclass(frozen=True)

@@ -76,20 +76,36 @@ def ultralytics_overrides(params: Params, *, data: str | Path, save_dir: str | P
 def _check_compatible(weights: AlignRankModel, params: Params) -> None:
     """Refuse a checkpoint whose head or head settings differ from ``params`` (ultralytics' ``load``
     would silently copy only the shape-matching tensors and leave the rest freshly initialised)."""
-    from alignrank.variants import get_variant
+    from alignrank.nn.e2e import has_one2one
+    from alignrank.variants import get_variant, is_end2end
 
+    e2e_now, e2e_ckpt = is_end2end(params.train.variant, params.model), has_one2one(weights)
+    if e2e_now != e2e_ckpt:
+        kind = {True: "NMS-free (one-to-one branch)", False: "without a one-to-one branch"}
+        raise UsageError(
+            f"checkpoint was trained {kind[e2e_ckpt]} (variant '{weights.variant}') but train.variant="
+            f"'{params.train.variant}' with model.end2end={params.model.end2end} is {kind[e2e_now]}; "
+            "resume/fine-tune with the same form"
+        )
     head_now, head_ckpt = get_variant(params.train.variant).head, get_variant(weights.variant).head
     if head_ckpt != head_now:
         raise UsageError(
             f"checkpoint was trained as variant '{weights.variant}' (head '{head_ckpt}') but train.variant="
             f"'{params.train.variant}' uses head '{head_now}'; resume/fine-tune with a variant of the same head"
         )
-    if head_now != "detect" and weights.model_params != params.model:
-        diff = [k for k in vars(params.model) if getattr(weights.model_params, k, None) != getattr(params.model, k)]
+    if head_now != "detect" and _head_settings(weights.model_params) != _head_settings(params.model):
+        diff = [k for k in vars(params.model) if k != "end2end"
+                and getattr(weights.model_params, k, None) != getattr(params.model, k)]
         raise UsageError(
             f"checkpoint head settings differ from params (model.{', model.'.join(diff)}); "
             "resume/fine-tune with the settings it was trained with"
         )
+
+
+def _head_settings(model_params) -> dict:
+    """The ``model`` settings that shape a head's tensors; ``end2end`` is compared as the model's form (a
+    ``*_e2e`` checkpoint may have been trained with ``model.end2end: false``)."""
+    return {k: v for k, v in vars(model_params).items() if k != "end2end"}
 
 
 def _temp_name(path: Path) -> Path:

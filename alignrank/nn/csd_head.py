@@ -19,6 +19,12 @@ The head is additive, as the paper's: the stock box and class branches are uncha
 branch's dense 3x3 convs stay; ``model.csd_light_cls`` makes its middle conv depthwise 3x3 + 1x1, and
 then the ``baseline_slim`` variant is the control with the same branch).
 
+NMS-free form (``end2end=True``, or :func:`alignrank.nn.e2e.add_one2one` on a built head; ``model.end2end`` /
+the ``*_e2e`` variants): YOLOv10's one-to-one branch is a deep copy of the box and class branches and of
+their kernel routers (``one2one_names``); the sampler / BCDM side stream is computed once and shared, and in
+training the one-to-one branch reads the refined levels detached (as ``Detect`` detaches its inputs), so
+its loss trains only its own branches.
+
 Cost (YOLOv8-S, nc=80, 640x640, fused; ``alignrank profile --variants baseline,csd``): +2.1 % params,
 +1.1 % GFLOPs (custom ops counted). Choices under that budget: only the prediction convs are dynamic
 (``M`` copies of a 3x3 branch conv would add ~0.3-1.2 M params at scale s); ``K = 4`` points per source
@@ -46,6 +52,7 @@ from ultralytics.utils.torch_utils import fuse_conv_and_bn
 from alignrank.nn.bcdm import BCDM
 from alignrank.nn.deform import CrossScaleSampler
 from alignrank.nn.dynconv import DynConv2d, KernelRouter
+from alignrank.nn.e2e import add_one2one
 from alignrank.nn.registry import register_head
 from alignrank.nn.slim import slim_class_branch
 
@@ -78,7 +85,7 @@ class CSDDetect(Detect):
     Args:
         nc: Number of classes.
         reg_max: DFL bins.
-        end2end: Must be False (YOLOv8 has no one-to-one head).
+        end2end: Add YOLOv10's one-to-one branch (copies of ``cv2``, ``cv3`` and ``router``; see the module docstring).
         ch: Input channels per level (finest first).
         points: ``K`` sampling points per source level (``model.csd_points``).
         offset_range: Max offset per axis in source pixels (``model.csd_offset_range``).
@@ -100,7 +107,13 @@ class CSDDetect(Detect):
         >>> out = head([torch.randn(1, 16, 8, 8), torch.randn(1, 32, 4, 4), torch.randn(1, 64, 2, 2)])
         >>> out["boxes"].shape, out["scores"].shape
         (torch.Size([1, 64, 84]), torch.Size([1, 4, 84]))
+        >>> e2e = CSDDetect(nc=4, ch=(16, 32, 64), end2end=True)
+        >>> e2e.stride = head.stride
+        >>> sorted(e2e([torch.randn(1, 16, 8, 8), torch.randn(1, 32, 4, 4), torch.randn(1, 64, 2, 2)]))
+        ['one2many', 'one2one']
     """
+
+    one2one_names = ("cv2", "cv3", "router")  # what the one-to-one branch copies (alignrank.nn.e2e.add_one2one)
 
     def __init__(
         self,
@@ -120,9 +133,7 @@ class CSDDetect(Detect):
         bcdm_mode: str = "two_pass",
         dyn_init: str = "shared",
     ) -> None:
-        if end2end:
-            raise ValueError("CSDDetect: end2end (one-to-one) heads are not supported; YOLOv8 uses end2end=False")
-        super().__init__(nc, reg_max, False, tuple(ch))
+        super().__init__(nc, reg_max, False, tuple(ch))  # the one-to-one copies are made last, below
         c = width or max(32, ch[0] // 4)
         self.csd = self.bcdm = self.expand = None
         if side_stream:
@@ -136,6 +147,19 @@ class CSDDetect(Detect):
             last = branch[-1]
             branch[-1] = DynConv2d(last.in_channels, last.out_channels, 1, kernels=kernels, init=dyn_init)
         self.reset_parameters_after_init()
+        if end2end:
+            add_one2one(self)
+
+    @property
+    def one2many(self) -> dict[str, nn.Module | None]:
+        """The one-to-many branches: box and class branches and their kernel routers."""
+        return {"box_head": self.cv2, "cls_head": self.cv3, "router": self.router}
+
+    @property
+    def one2one(self) -> dict[str, nn.Module | None]:
+        """The one-to-one branches (None before :func:`~alignrank.nn.e2e.add_one2one` / after ``fuse``)."""
+        return {"box_head": getattr(self, "one2one_cv2", None), "cls_head": getattr(self, "one2one_cv3", None),
+                "router": getattr(self, "one2one_router", None)}
 
     def reset_parameters_after_init(self) -> None:
         """Zero the re-entry expansions (start = stock head function) and reset the offset pattern.
@@ -164,17 +188,27 @@ class CSDDetect(Detect):
         v = self.bcdm(u)  # per level (B, cb, H, W)
         return [xi + e(vi) for xi, e, vi in zip(x, self.expand, v)]  # per level (B, C_l, H, W)
 
+    def forward(self, x: list[torch.Tensor]):
+        """``Detect.forward`` on the refined levels: the side stream runs once and feeds both branches.
+
+        ``Detect.forward`` then runs the one-to-many branch on ``x~`` and, when present, the one-to-one branch
+        on ``x~`` (detached in training); its outputs (training dict, eval ``(y, preds)``, export tensor) are
+        unchanged, with ``feats`` = the refined levels (same shapes as ``x``).
+        """
+        return super().forward(self.refine(x))
+
     def forward_head(
-        self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None
+        self, x: list[torch.Tensor], box_head: nn.Module | None = None, cls_head: nn.Module | None = None,
+        router: nn.Module | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Predictions of the refined levels: ``boxes`` (B, 4*reg_max, A), ``scores`` (B, nc, A), ``feats`` = x."""
+        """Predictions of refined levels ``x``: ``boxes`` (B, 4*reg_max, A), ``scores`` (B, nc, A), ``feats`` = x."""
         if box_head is None or cls_head is None:  # fused inference without this branch (Detect contract)
             return {}
         bs = x[0].shape[0]
-        y = self.refine(x)
+        y, router = x, self.router if router is None else router
         boxes, scores = [], []
         for i in range(self.nl):
-            a_cls, a_reg = self.router[i](y[i])  # (B, M) each
+            a_cls, a_reg = router[i](y[i])  # (B, M) each
             boxes.append(run_branch(box_head[i], y[i], a_reg).view(bs, 4 * self.reg_max, -1))  # (B, 4*reg_max, HW)
             scores.append(run_branch(cls_head[i], y[i], a_cls).view(bs, self.nc, -1))  # (B, nc, HW)
         return {"boxes": torch.cat(boxes, -1), "scores": torch.cat(scores, -1), "feats": x}
@@ -205,7 +239,7 @@ def build_csd(detect: Detect, params) -> CSDDetect:
     Returns:
         The new head (strides copied; ``AlignRankModel`` recomputes them and calls ``bias_init``).
     """
-    if getattr(detect, "one2one_cv2", None) is not None:
+    if getattr(detect, "one2one_cv2", None) is not None:  # AlignRankModel adds the one-to-one branch afterwards
         raise ValueError("csd head: the stock head is end-to-end (one-to-one); build from a YOLOv8 YAML")
     ch = [branch[0].conv.in_channels for branch in detect.cv2]
     head = CSDDetect(

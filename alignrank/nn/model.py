@@ -6,6 +6,10 @@ bias initialisation are recomputed for the new head. The criterion comes from th
 Settings travel on the model (``variant``, ``model_params``, ``loss_params``) and are pickled into
 checkpoints, so ``YOLO('best.pt')`` and resume rebuild the same model.
 
+An NMS-free variant (``*_e2e``, or any variant with ``model.end2end``) gets YOLOv10's one-to-one branch on
+its head once the head is initialised (:func:`alignrank.nn.e2e.add_one2one`) and the dual-assignment
+criterion of :mod:`alignrank.loss.e2e` around its registered loss.
+
 Examples:
     >>> m = build_model("baseline", scale="n", nc=3)
     >>> type(m.model[-1]).__name__
@@ -21,8 +25,9 @@ from ultralytics.utils.torch_utils import initialize_weights
 from alignrank.config.fields import build
 from alignrank.config.schema import LossParams, ModelParams
 from alignrank.loss.registry import LOSSES
+from alignrank.nn.e2e import add_one2one
 from alignrank.nn.registry import HEADS
-from alignrank.variants import get_variant
+from alignrank.variants import get_variant, is_end2end
 
 
 def _load_plugins() -> None:
@@ -40,7 +45,7 @@ class AlignRankModel(DetectionModel):
         ch: Input channels.
         nc: Number of classes.
         verbose: Print the model summary.
-        variant: Registered variant name (``baseline``, ``csd``, ``rcq``, ``full``).
+        variant: Registered variant name (``baseline``, ``csd``, ``rcq``, ``full``, their ``*_e2e`` twins, ...).
         model_params: Head settings (defaults when None).
         loss_params: Loss settings (defaults when None).
     """
@@ -77,6 +82,8 @@ class AlignRankModel(DetectionModel):
             initialize_weights(self)
             if hasattr(new, "reset_parameters_after_init"):
                 new.reset_parameters_after_init()
+        if is_end2end(variant, self.model_params):  # the one-to-one branch starts as a copy of the initialised one
+            add_one2one(self.model[-1])
         if verbose:
             self.info()
 
@@ -87,6 +94,7 @@ class AlignRankModel(DetectionModel):
         self.model.eval()
         m.training = True
         out = self.forward(torch.zeros(1, ch, s, s))
+        out = out.get("one2many", out) if isinstance(out, dict) else out
         feats = out["feats"] if isinstance(out, dict) else out
         m.stride = torch.tensor([s / x.shape[-2] for x in feats])
         self.stride = m.stride
@@ -94,12 +102,16 @@ class AlignRankModel(DetectionModel):
         m.bias_init()
 
     def init_criterion(self):
-        """Criterion of the variant's registered loss."""
+        """Criterion of the variant's registered loss; for an NMS-free model, YOLOv10's dual assignment around it."""
         spec = get_variant(self.variant)
         try:
             builder = LOSSES[spec.loss]
         except KeyError:
             raise KeyError(f"variant '{self.variant}' needs loss '{spec.loss}', which is not registered") from None
+        if getattr(self.model[-1], "one2one_cv2", None) is not None:
+            from alignrank.loss.e2e import build_dual_loss
+
+            return build_dual_loss(self, self.loss_params, spec.loss)
         return builder(self, self.loss_params)
 
 
@@ -129,6 +141,8 @@ def build_model(
         >>> m = build_model("rcq", scale="n", nc=80)
         >>> m.variant
         'rcq'
+        >>> type(build_model("rcq_e2e", scale="n", nc=3).init_criterion()).__name__
+        'DualAssignmentLoss'
     """
     return AlignRankModel(
         f"yolov8{scale}.yaml", nc=nc, verbose=verbose, variant=variant, model_params=model_params, loss_params=loss_params

@@ -6,9 +6,9 @@ is never recomputed, so after a completed sweep a params change re-runs only the
 
 * the ``model``/``loss`` fields a run reads are recorded by building its model and criterion and running
   one loss step (:mod:`alignrank.runs.reads`), never listed by hand: the stock head reads only
-  ``model.scale``; the stock loss reads its gains, ``assigner``, ``iou_loss`` and the chosen assigner's
-  settings; a field read only under some setting (``loss.temperature`` when ``loss.lambda_list > 0``)
-  counts only then;
+  ``model.scale`` and ``model.end2end`` (whether it gets the one-to-one branch); the stock loss reads its
+  gains, ``assigner``, ``iou_loss`` and the chosen assigner's settings; a field read only under some setting
+  (``loss.temperature`` when ``loss.lambda_list > 0``, ``loss.o2o_*`` for NMS-free models) counts only then;
 * ``train.*`` all count (seed, device, threads, deterministic... change numerics) except ``out_dir``
   (where), ``save_period`` (extra checkpoints only) and ``lock_wait`` (how long to wait for a busy folder);
 * the data is keyed by the content fingerprint in ``<data.root>/manifest.json`` (files checked against it);
@@ -20,7 +20,7 @@ Examples:
     >>> from alignrank.config import load_params
     >>> p = load_params(None, {"train.variant": "baseline"})
     >>> sorted(key_payload(p, fingerprint="f" * 64)["model"])
-    ['scale']
+    ['end2end', 'scale']
 """
 
 from __future__ import annotations

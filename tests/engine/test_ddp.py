@@ -32,8 +32,8 @@ class Recorder:
         self.calls.append((step, dict(metrics)))
 
 
-def _parent(tiny_params, tmp_path):
-    p = with_overrides(tiny_params, {"train.variant": "full", "loss.lambda_rank": 0.7, "model.csd_points": 3,
+def _parent(tiny_params, tmp_path, variant: str = "full"):
+    p = with_overrides(tiny_params, {"train.variant": variant, "loss.lambda_rank": 0.7, "model.csd_points": 3,
                                      "train.lr0": 0.004, "train.mosaic": 0.5})
     t = AlignRankTrainer(p, ultralytics_overrides(p, data=tiny_params.data.root + "/dataset.yaml", save_dir=tmp_path / "run"))
     t.add_callback("on_train_epoch_end", shipped_hook)
@@ -54,8 +54,9 @@ def _fingerprint(trainer) -> dict:
             "variant": model.variant}
 
 
-def test_worker_script_rebuilds_the_parents_trainer(tiny_params, tmp_path):
-    p, parent = _parent(tiny_params, tmp_path)
+@pytest.mark.parametrize("variant", ["full", "full_e2e"])  # full_e2e: the NMS-free model and its dual-assignment loss
+def test_worker_script_rebuilds_the_parents_trainer(tiny_params, tmp_path, variant):
+    p, parent = _parent(tiny_params, tmp_path, variant)
     script, kept = ddp.write_worker(parent, tmp_path / "ddp")
     assert [getattr(f, "__name__", "") for f in kept["on_fit_epoch_end"]] == ["<lambda>"]
     out = tmp_path / "built.json"
@@ -70,7 +71,8 @@ def test_worker_script_rebuilds_the_parents_trainer(tiny_params, tmp_path):
     built = json.loads(out.read_text())
     want = _fingerprint(parent)
     assert {k: built[k] for k in want} == want  # same weights at the same seed, same criterion and loss params
-    assert built["loss_params"]["lambda_rank"] == 0.7 and built["variant"] == "full"
+    assert built["loss_params"]["lambda_rank"] == 0.7 and built["variant"] == variant
+    assert built["criterion"] == ("DualAssignmentLoss" if variant.endswith("_e2e") else "AlignRankLoss")
     for k in ("lr0", "mosaic", "epochs", "batch", "imgsz", "nbs", "seed", "data"):
         assert built["args"][k] == getattr(parent.args, k), k
     assert built["callbacks"]["on_train_epoch_end"] >= 1  # the shipped hook (and ultralytics' defaults)

@@ -88,12 +88,17 @@ def test_resume_and_fine_tune_keep_csd_head_and_weights(csd_run, tmp_path):
         _assert_same_weights(tr.model, ckpt_model)
 
 
-def test_resume_training_continues_with_csd_head(tiny_data, tmp_path):
+@pytest.mark.parametrize("variant, head, criterion", [
+    ("csd", CSDDetect, "v8DetectionLoss"),
+    ("csd_e2e", CSDDetect, "DualAssignmentLoss"),  # NMS-free: ultralytics' resume re-creates the criterion, calls update()
+])
+def test_resume_training_continues_with_csd_head(tiny_data, tmp_path, variant, head, criterion):
     """Full resume: stop after epoch 1 of 2 (keep the unfinished last.pt), resume, finish with the CSD head."""
     from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
+    from alignrank.nn.e2e import has_one2one
     from tests.conftest import train_first_epoch_only
 
-    p = load_params(REPO / "params.yaml", {**tiny_overrides(tiny_data, tmp_path), "train.variant": "csd",
+    p = load_params(REPO / "params.yaml", {**tiny_overrides(tiny_data, tmp_path), "train.variant": variant,
                                            "train.epochs": 2})
     data = tiny_data / "dataset.yaml"
     keep = tmp_path / "unfinished.pt"
@@ -101,9 +106,13 @@ def test_resume_training_continues_with_csd_head(tiny_data, tmp_path):
     seen = {}
     resumed = AlignRankTrainer(with_overrides(p, {}), ultralytics_overrides(p, data=data, save_dir=tmp_path / "a",
                                                                             resume=keep))
-    resumed.add_callback("on_train_start", lambda tr: seen.update(head=type(tr.model.model[-1]), start=tr.start_epoch))
+    resumed.add_callback("on_train_start", lambda tr: seen.update(
+        head=type(tr.model.model[-1]), start=tr.start_epoch, e2e=has_one2one(tr.model),
+        criterion=type(getattr(tr.model, "criterion", None)).__name__))
     resumed.train()
-    assert seen == {"head": CSDDetect, "start": 1}
+    assert seen["head"] is head and seen["start"] == 1 and seen["e2e"] == variant.endswith("_e2e")
+    if seen["e2e"]:  # (a plain resume builds its criterion lazily, at the first batch)
+        assert seen["criterion"] == criterion
 
 
 def test_fine_tune_remaps_class_rows_of_every_base_kernel():

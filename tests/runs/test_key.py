@@ -35,10 +35,28 @@ def key(variant: str, **over) -> str:
     ({"train.threads": 2}, {"baseline", "csd", "rcq", "full"}),
     ({"train.out_dir": "elsewhere"}, set()),
     ({"train.save_period": 3}, set()),
+    ({"model.end2end": True}, {"baseline", "csd", "rcq", "full"}),  # every variant can become NMS-free
+    ({"loss.o2o_topk": 2, "loss.o2o_loss": "v8", "loss.o2o_weight": 2.0}, set()),  # read by NMS-free models only
     ({"eval.conf": 0.5, "report.ci": 0.9, "ray.max_concurrent": 4, "mlflow.experiment": "x"}, set()),
 ])
 def test_key_changes_only_for_variants_that_read_the_change(change, affected):
     changed = {v for v in ("baseline", "csd", "rcq", "full") if key(v) != key(v, **change)}
+    assert changed == affected
+
+
+E2E = ("baseline_e2e", "csd_e2e", "rcq_e2e", "full_e2e")
+
+
+@pytest.mark.parametrize("change, affected", [
+    ({"loss.o2o_topk": 2}, set(E2E)),
+    ({"loss.o2o_weight": 2.0}, set(E2E)),
+    ({"loss.o2m_weight": 0.5}, set(E2E)),
+    ({"loss.o2o_loss": "v8"}, {"rcq_e2e", "full_e2e"}),  # the stock loss: both readings are the same loss
+    ({"loss.tal_topk": 3}, set(E2E)),  # the one-to-many assignment
+    ({"model.end2end": True}, set()),  # already NMS-free
+])
+def test_nms_free_settings_key_the_nms_free_runs(change, affected):
+    changed = {v for v in E2E if key(v) != key(v, **change)}
     assert changed == affected
 
 
@@ -89,7 +107,7 @@ HEAD_OF = {"detect": "baseline", "csd": "csd"}  # a variant using each registere
 
 def _cases() -> list[tuple[str, dict, str]]:
     """(variant, overrides, section to check): each registered head (model fields) and loss (loss fields)
-    through a variant that uses it, each assigner and IoU loss through the baseline (loss fields)."""
+    through a variant that uses it and its NMS-free twin, each assigner and IoU loss through the baseline (loss fields)."""
     from alignrank.loss.assigners import ASSIGNERS
     from alignrank.loss.iou import IOU_LOSSES
     from alignrank.loss.registry import LOSSES
@@ -100,6 +118,7 @@ def _cases() -> list[tuple[str, dict, str]]:
     losses = {v.loss: n for n, v in reversed(list(VARIANTS.items()))}
     assert set(heads) >= set(HEADS) and set(losses) >= set(LOSSES), "a registered head/loss no variant uses"
     cases = [(n, {}, "model") for n in heads.values()] + [(n, {}, "loss") for n in losses.values()]
+    cases += [(n + "_e2e", {}, "model") for n in heads.values()] + [(n + "_e2e", {}, "loss") for n in losses.values()]
     cases += [("baseline", {"loss.assigner": a}, "loss") for a in ASSIGNERS if a != "tal"]
     cases += [("baseline", {"loss.iou_loss": i}, "loss") for i in IOU_LOSSES if i != "ciou"]
     return cases
