@@ -1,5 +1,8 @@
 """All evaluation numbers of one set of predictions: COCO, rank consistency, calibration, TIDE, NMS-free.
 
+``AP*`` are the one-to-many branch's detections after NMS; ``nms_free_AP*`` its top-k candidates without NMS;
+``o2o_AP*`` an NMS-free model's one-to-one detections (no NMS; NaN without that branch).
+
 Examples:
     >>> gt = {"images": [{"id": 1, "width": 20, "height": 20}], "categories": [{"id": 1, "name": "a"}],
     ...       "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}]}
@@ -20,7 +23,7 @@ from alignrank.config.schema import EvalParams
 from alignrank.eval.boxes import Detections
 from alignrank.eval.calibration import calibration
 from alignrank.eval.coco import STAT_NAMES, CocoGT, coco_metrics
-from alignrank.eval.nms_free import NMS_FREE_KEYS, nms_free_ap
+from alignrank.eval.nms_free import NMS_FREE_KEYS, ONE2ONE_KEYS, nms_free_ap, one2one_ap
 from alignrank.eval.rank import rank_consistency
 from alignrank.eval.tide import ERROR_TYPES, tide_errors
 
@@ -51,6 +54,7 @@ def evaluate_detections(
     params: EvalParams | None = None,
     *,
     coco_gt: CocoGT | None = None,
+    one2one: Detections | None = None,
 ) -> EvalResult:
     """Evaluate post-NMS ``preds`` (and pre-NMS ``candidates``) against a COCO instances dict.
 
@@ -62,6 +66,7 @@ def evaluate_detections(
             repeat AP, at the cost of a second COCO evaluation).
         params: ``eval`` params (match IoU, ECE bins, NMS-free top-k).
         coco_gt: A prebuilt :class:`CocoGT` of ``gt_dataset`` (saves rebuilding it).
+        one2one: An NMS-free model's one-to-one detections: ``o2o_AP*`` (NaN when None).
 
     Returns:
         :class:`EvalResult`.
@@ -80,6 +85,7 @@ def evaluate_detections(
         m.update(nms_free_ap(cgt, candidates, p.nms_free_topk))
     else:
         m.update({k: math.nan for k in NMS_FREE_KEYS})
+    m.update(one2one_ap(cgt, one2one) if one2one is not None else {k: math.nan for k in ONE2ONE_KEYS})
     m.update({"num_images": int(len(gt.image_ids)), "num_gts": int((~gt.iscrowd).sum()),
               "num_preds": int(len(preds)), "num_candidates": int(len(cands))})
     return EvalResult(metrics=m, reliability=cal, score=score, iou=iou)
@@ -93,12 +99,14 @@ def format_table(metrics: Mapping) -> str:
             return "n/a"
         return f"{100 * v:6.2f}" if pct else (f"{v:7.4f}" if isinstance(v, float) else f"{v:>7}")
 
-    rows = [("COCO (pycocotools' numbers, %)", None)] + [(k, fmt(metrics.get(k))) for k in STAT_NAMES]
+    rows = [("COCO, one-to-many branch with NMS (pycocotools' numbers, %)", None)] + [(k, fmt(metrics.get(k))) for k in STAT_NAMES]
     rows += [("rank consistency", None)] + [(k, fmt(metrics.get(k), False)) for k in RANK_KEYS]
     rows += [("calibration", None), ("ece (equal-mass)", fmt(metrics.get("ece"), False)),
              ("mce (equal-mass)", fmt(metrics.get("mce"), False)), ("dece (equal-width)", fmt(metrics.get("dece"), False))]
-    rows += [("NMS-free top-k (%; needs pre-NMS candidates)", None)]
-    rows += [(k, fmt(metrics.get(k))) for k in ("nms_free_AP", "nms_free_AP50", "nms_free_AP75")]
+    rows += [("one-to-many branch, top-k without NMS (%; needs pre-NMS candidates)", None)]
+    rows += [(k, fmt(metrics.get(k))) for k in NMS_FREE_KEYS]
+    rows += [("one-to-one branch, NMS-free detections (%; NMS-free models only)", None)]
+    rows += [(k, fmt(metrics.get(k))) for k in ONE2ONE_KEYS]
     rows += [("TIDE (dAP in %, count)", None), ("tide_AP50", fmt(metrics.get("tide_AP50")))]
     for e in ERROR_TYPES:
         rows.append((f"  {e}", f"{fmt(metrics.get(f'tide_dAP_{e}'))}  n={metrics.get(f'tide_n_{e}', 'n/a')}"))

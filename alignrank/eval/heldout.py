@@ -2,7 +2,7 @@
 
 ``alignrank evaluate --run <run> --gt other/instances_val.json --images other/images`` predicts with the
 run's ``best.pt`` on every image of the ground-truth JSON through the evaluate stage's prediction path
-(:func:`alignrank.eval.predict.predict_images`: letterbox to the run's training size, pre-NMS candidates,
+(:func:`alignrank.eval.predict.predict_all`: letterbox to the run's training size, pre-NMS candidates,
 class-wise NMS) and scores them with the same evaluation (pycocotools' 12 numbers, rank consistency,
 calibration, TIDE, NMS-free AP).
 
@@ -18,8 +18,8 @@ calibration, TIDE, NMS-free AP).
   anything else is refused with one line. A JPEG whose EXIF orientation would turn it away from the
   JSON's frame is read as stored (``stored_frame``), as the data stage makes OpenCV read it.
 * Output: ``outputs/eval/heldout/<run name>/<json stem>-<hash>/`` holds ``predictions.json`` (COCO
-  results), ``candidates.npz``, ``metrics.json`` (numbers, reliability bins, meta, a stamp) and
-  ``reliability.png``; the same stamp (checkpoint, ``eval`` params, ground truth, image folder, evaluation code) is not
+  results), ``candidates.npz``, for an NMS-free run ``predictions_o2o.json`` (its one-to-one branch, no NMS:
+  ``o2o_AP*``), ``metrics.json`` (numbers, reliability bins, meta, a stamp) and ``reliability.png``; the same stamp (checkpoint, ``eval`` params, ground truth, image folder, evaluation code) is not
   predicted again.
 
 With a trained run, ``evaluate_heldout(params, "full/0", "other/instances_val.json", "other/images")["metrics"]["AP"]``
@@ -167,7 +167,7 @@ def evaluate_heldout(params: Params, run: str, gt_path: str | Path, images: str 
     from alignrank.eval.calibration import save_reliability
     from alignrank.eval.evaluator import evaluate_detections
     from alignrank.eval.files import load_instances
-    from alignrank.eval.predict import load_model, model_classes, predict_images
+    from alignrank.eval.predict import load_model, model_classes, predict_all
 
     rd = resolve_run(params, run)
     weights, out_root = rd.weights, resolve_path(params.train.out_dir).resolve()
@@ -198,11 +198,15 @@ def evaluate_heldout(params: Params, run: str, gt_path: str | Path, images: str 
             raise DataError(f"{gt_path.name}: none of the run's {len(names)} classes ({', '.join(names[:5])}...) is a "
                             f"category of the ground truth (by id and name); evaluate on data with the same classes")
         size = int(train_args.get("imgsz") or 640)
-        preds, cands = predict_images(model, pairs, cat_ids, params.eval, size=size, device=device, stored_frame=stored)
-        atomic_write_text(out / "predictions.json", json.dumps(preds.to_coco(decimals=3)))
-        cands.save_npz(out / "candidates.npz")
+        r = predict_all(model, pairs, cat_ids, params.eval, size=size, device=device, stored_frame=stored)
+        atomic_write_text(out / "predictions.json", json.dumps(r.preds.to_coco(decimals=3)))
+        r.candidates.save_npz(out / "candidates.npz")
         preds = Detections.from_coco(json.loads((out / "predictions.json").read_text()))  # evaluate what was written
-        res = evaluate_detections(gt, preds, cands, params.eval)
+        one2one = None
+        if r.one2one is not None:  # an NMS-free run: its one-to-one detections (no NMS), as written
+            atomic_write_text(out / "predictions_o2o.json", json.dumps(r.one2one.to_coco(decimals=3)))
+            one2one = Detections.from_coco(json.loads((out / "predictions_o2o.json").read_text()))
+        res = evaluate_detections(gt, preds, r.candidates, params.eval, one2one=one2one)
         save_reliability(res.reliability, out / "reliability.png", title=f"{rd.name} on {gt_path.name}")
         result = {"run": rd.name, "weights": str(weights), "gt": str(gt_path), "images": str(images),
                   "status": "evaluated", "out_dir": str(out), "imgsz": size, "num_images": len(pairs),

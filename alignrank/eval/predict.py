@@ -9,6 +9,10 @@ unclipped input-space boxes (as the validator), capped at ``eval.max_det`` per i
 YOLO class indices become the dataset's own category ids (``dataset.yaml: category_ids``), and
 image ids come from the val instances JSON, matched by file name.
 
+An NMS-free model (one-to-one branch, :mod:`alignrank.nn.e2e`) also yields its one-to-one detections from
+the same forward pass: the top-``eval.max_det`` (anchor, class) pairs by score with score >= ``eval.conf``
+(:func:`decode_one2one_batch`), never NMS. :func:`predict_all` with ``nms=False`` decodes only those.
+
 Examples:
     >>> import torch
     >>> y = torch.zeros(1, 6, 2); y[0, :4, 0] = torch.tensor([64., 64., 20., 10.]); y[0, 4, 0] = 0.9
@@ -39,14 +43,25 @@ class PredictResult:
     """Output of :func:`predict_split`.
 
     Attributes:
-        preds: Post-NMS detections (dataset ids, original pixels).
-        candidates: Pre-NMS candidates.
-        meta: ``variant``, ``scale``, ``imgsz``, ``nc``, ``num_images``, ``weights``.
+        preds: Post-NMS detections of the one-to-many branch (dataset ids, original pixels).
+        candidates: Pre-NMS candidates of the one-to-many branch.
+        meta: ``variant``, ``scale``, ``imgsz``, ``nc``, ``num_images``, ``weights``, ``end2end``.
+        one2one: NMS-free detections of the one-to-one branch (None: the model has none).
     """
 
     preds: Detections
     candidates: Detections
     meta: dict = field(default_factory=dict)
+    one2one: Detections | None = None
+
+
+@dataclass
+class Predictions:
+    """Output of :func:`predict_all`: each None when not decoded (``nms=False``; no one-to-one branch)."""
+
+    preds: Detections | None
+    candidates: Detections | None
+    one2one: Detections | None
 
 
 def decode_batch(
@@ -92,6 +107,37 @@ def decode_batch(
             out.append({"boxes": scale_boxes(input_hw, bx[idx].clone(), orig_hw[b]),  # original pixels, clipped
                         "scores": s[idx], "classes": c_idx[idx]})
     return preds, cands
+
+
+def decode_one2one_batch(
+    y: torch.Tensor, input_hw: tuple[int, int], orig_hw: Sequence[tuple[int, int]], *, conf: float
+) -> list[dict]:
+    """Per-image NMS-free detections from the one-to-one branch's top-k output (original pixels, xyxy).
+
+    Args:
+        y: (B, k, 6) ``x1, y1, x2, y2`` (input pixels), score, class (:func:`alignrank.nn.e2e.decode_one2one`).
+        input_hw: Letterboxed input (h, w).
+        orig_hw: Original (h, w) of each image.
+        conf: Score threshold.
+
+    Returns:
+        Per image ``{"boxes": (N, 4) xyxy, "scores": (N,), "classes": (N,)}``, sorted by score.
+
+    Examples:
+        >>> y = torch.tensor([[[10., 10., 30., 20., 0.9, 1.], [0., 0., 5., 5., 0.0005, 0.]]])
+        >>> d = decode_one2one_batch(y, (64, 64), [(32, 64)], conf=0.001)[0]
+        >>> d["boxes"].tolist(), d["classes"].tolist()
+        ([[10.0, 0.0, 30.0, 4.0]], [1])
+    """
+    from ultralytics.utils.ops import scale_boxes
+
+    out = []
+    for b in range(y.shape[0]):
+        keep = y[b, :, 4] >= conf  # (k,)
+        det = y[b][keep].float()  # (N, 6), still sorted by score
+        out.append({"boxes": scale_boxes(input_hw, det[:, :4].clone(), orig_hw[b]),  # original pixels, clipped
+                    "scores": det[:, 4], "classes": det[:, 5].long()})
+    return out
 
 
 def _to_detections(items: list[dict], image_ids: list[int], category_ids: np.ndarray) -> Detections:
@@ -178,8 +224,24 @@ def read_image(path: Path, *, stored_frame: bool = False) -> np.ndarray:
     return im
 
 
+def _letterboxed(images: Sequence[tuple[Path, int]], size: int, batch: int, device: str, stored_frame: frozenset[str]):
+    """Yield ``(x (B, 3, S, S) RGB in [0, 1], original (h, w) per image, image ids)`` per chunk of ``batch`` images."""
+    from ultralytics.data.augment import LetterBox
+
+    letterbox = LetterBox(new_shape=(size, size), auto=False, scaleup=True, center=True)
+    for i in range(0, len(images), batch):
+        chunk = images[i : i + batch]
+        arrs, shapes = [], []
+        for path, _ in chunk:
+            im = read_image(path, stored_frame=path.name in stored_frame)
+            shapes.append(im.shape[:2])
+            arrs.append(letterbox(image=im))
+        x = torch.from_numpy(np.stack(arrs)[..., ::-1].transpose(0, 3, 1, 2).copy())  # (B, 3, S, S) RGB
+        yield x.to(device).float() / 255.0, shapes, [im_id for _, im_id in chunk]
+
+
 @torch.inference_mode()
-def predict_images(
+def predict_all(
     model: torch.nn.Module,
     images: Sequence[tuple[Path, int]],
     category_ids: np.ndarray,
@@ -189,8 +251,13 @@ def predict_images(
     batch: int = 8,
     device: str = "cpu",
     stored_frame: frozenset[str] = frozenset(),
-) -> tuple[Detections, Detections]:
-    """Run ``model`` on ``images`` (letterboxed to ``size``): ``(post-NMS detections, pre-NMS candidates)``.
+    nms: bool = True,
+) -> Predictions:
+    """Run ``model`` on ``images``: the one-to-many branch with NMS and, for NMS-free models, the one-to-one branch.
+
+    One forward pass per batch serves both: the model's inference output is the one-to-many branch's
+    (B, 4 + nc, A) (decoded with NMS by :func:`decode_batch`), its raw outputs carry the one-to-one branch's,
+    decoded by top-k without NMS.
 
     Args:
         model: FP32 eval model (:func:`load_model`).
@@ -203,29 +270,33 @@ def predict_images(
         device: Torch device.
         stored_frame: File names loaded as stored, ignoring their EXIF orientation (their boxes describe the
             stored pixels).
+        nms: Decode the one-to-many branch (NMS predictions and candidates); False: only the one-to-one
+            branch's NMS-free detections (no NMS runs).
     """
-    from ultralytics.data.augment import LetterBox
+    from alignrank.nn.e2e import decode_one2one, has_one2one, head_of
 
-    letterbox = LetterBox(new_shape=(size, size), auto=False, scaleup=True, center=True)
-    preds, cands, ids = [], [], []
-    for i in range(0, len(images), batch):
-        chunk = images[i : i + batch]
-        arrs, shapes = [], []
-        for path, _ in chunk:
-            im = read_image(path, stored_frame=path.name in stored_frame)
-            shapes.append(im.shape[:2])
-            arrs.append(letterbox(image=im))
-        x = torch.from_numpy(np.stack(arrs)[..., ::-1].transpose(0, 3, 1, 2).copy())  # (B, 3, S, S) RGB
-        x = x.to(device).float() / 255.0
+    e2e = has_one2one(model)
+    if not nms and not e2e:
+        raise ValueError("predict_all: nms=False needs an NMS-free model (one-to-one branch)")
+    preds, cands, o2o, ids = [], [], [], []
+    for x, shapes, chunk_ids in _letterboxed(images, size, batch, device, stored_frame):
         out = model(x)
-        y = out[0] if isinstance(out, (tuple, list)) else out  # (B, 4 + nc, A)
-        pr, ca = decode_batch(y, (size, size), shapes, conf=params.conf, iou=params.iou, max_det=params.max_det,
-                              max_candidates=params.max_candidates)
-        preds += pr
-        cands += ca
-        ids += [im_id for _, im_id in chunk]
-    dets, cand = _to_detections(preds, ids, category_ids), _to_detections(cands, ids, category_ids)
-    return dets.select(dets.category_id >= 0), cand.select(cand.category_id >= 0)
+        if nms:
+            y = out[0] if isinstance(out, (tuple, list)) else out  # (B, 4 + nc, A)
+            pr, ca = decode_batch(y, (size, size), shapes, conf=params.conf, iou=params.iou, max_det=params.max_det,
+                                  max_candidates=params.max_candidates)
+            preds += pr
+            cands += ca
+        if e2e:
+            top = decode_one2one(head_of(model), out[1]["one2one"], params.max_det)  # (B, k, 6)
+            o2o += decode_one2one_batch(top, (size, size), shapes, conf=params.conf)
+        ids += chunk_ids
+
+    def dets(items: list[dict]) -> Detections:
+        d = _to_detections(items, ids, category_ids)
+        return d.select(d.category_id >= 0)
+
+    return Predictions(dets(preds) if nms else None, dets(cands) if nms else None, dets(o2o) if e2e else None)
 
 
 def predict_split(
@@ -250,7 +321,7 @@ def predict_split(
         device: Torch device.
 
     Returns:
-        :class:`PredictResult`.
+        :class:`PredictResult` (``one2one`` set for an NMS-free model).
     """
     p = params or EvalParams()
     ds = read_dataset_yaml(data_root)
@@ -262,10 +333,10 @@ def predict_split(
         raise DataError(f"{weights}: model has {nc} classes but {data_root}/dataset.yaml has {len(cat_ids)}; "
                         "evaluate on the data the run was trained on")
     images = val_images(ds["_val_dir"], gt)
-    preds, cands = predict_images(model, images, cat_ids, p, size=size, batch=batch, device=device)
+    r = predict_all(model, images, cat_ids, p, size=size, batch=batch, device=device)
     meta = {"variant": getattr(model, "variant", None), "scale": getattr(getattr(model, "model_params", None), "scale", None),
-            "imgsz": size, "nc": nc, "num_images": len(images), "weights": str(weights)}
-    return PredictResult(preds, cands, meta)
+            "imgsz": size, "nc": nc, "num_images": len(images), "weights": str(weights), "end2end": r.one2one is not None}
+    return PredictResult(r.preds, r.candidates, meta, r.one2one)
 
 
 def model_classes(model: torch.nn.Module) -> int:

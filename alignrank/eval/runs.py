@@ -4,6 +4,7 @@ For each run listed by :func:`alignrank.runs.sweep.list_runs` (``variant``, ``se
 ``weights``, ``mlflow_run_id``) whose ``best.pt`` exists:
 
 * ``outputs/eval/cache/<run name>/predictions.json`` (post-NMS, COCO results), ``candidates.npz`` (pre-NMS),
+  for an NMS-free model ``predictions_o2o.json`` (its one-to-one branch's detections, no NMS: ``o2o_AP*``),
   ``score_iou.npz`` (matched candidates), ``metrics.json`` (all numbers + reliability bins + a stamp),
   ``reliability.png``; a run whose stamp (checkpoint sha256, ``eval`` params, ground-truth sha256, and a
   hash of the evaluation code in ``alignrank/eval``) is unchanged is not re-evaluated;
@@ -51,6 +52,7 @@ from alignrank.io import (
 from alignrank.runs.key import source_hash
 
 EVAL_DIR = Path("outputs") / "eval"
+O2O_FILE = "predictions_o2o.json"  # an NMS-free model's one-to-one detections (COCO results)
 SCATTER_SAMPLE = 4000  # score-vs-IoU pairs copied per run for the report's scatter plots
 
 
@@ -98,6 +100,8 @@ def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Pa
              "code": source_hash(("eval",))}  # fixed metric code re-evaluates; a cached number is today's
     old = read_json(eval_dir / "metrics.json")
     files = [eval_dir / f for f in ("predictions.json", "candidates.npz", "score_iou.npz", "reliability.png")]
+    if (old or {}).get("meta", {}).get("end2end"):
+        files.append(eval_dir / O2O_FILE)
     if old and old.get("stamp") == stamp and all(f.is_file() for f in files):
         return {"status": "cached", "metrics": old["metrics"], "meta": old.get("meta", {}), "eval_dir": str(eval_dir),
                 "reliability": old.get("reliability", {})}
@@ -105,7 +109,11 @@ def evaluate_run(run: dict, params: Params, gt: dict, gt_sha: str, data_root: Pa
     atomic_write_text(eval_dir / "predictions.json", json.dumps(pr.preds.to_coco(decimals=3)))
     pr.candidates.save_npz(eval_dir / "candidates.npz")
     preds = Detections.from_coco(json.loads((eval_dir / "predictions.json").read_text()))  # evaluate what was written
-    res = evaluate_detections(gt, preds, pr.candidates, params.eval, coco_gt=coco_gt)
+    one2one = None
+    if pr.one2one is not None:  # NMS-free model: its one-to-one detections, as written
+        atomic_write_text(eval_dir / O2O_FILE, json.dumps(pr.one2one.to_coco(decimals=3)))
+        one2one = Detections.from_coco(json.loads((eval_dir / O2O_FILE).read_text()))
+    res = evaluate_detections(gt, preds, pr.candidates, params.eval, coco_gt=coco_gt, one2one=one2one)
     atomic_write_npz(eval_dir / "score_iou.npz", score=res.score.astype(np.float32), iou=res.iou.astype(np.float32))
     title = f"{run.get('variant')} seed {run.get('seed')}"
     save_reliability(res.reliability, eval_dir / "reliability.png", title=title)
@@ -154,8 +162,9 @@ def _log_to_tracker(run: dict, result: dict, params: Params, open_tracker: Optio
         t.log_metrics({f"eval/{sanitize(k)}": float(v) for k, v in result["metrics"].items()
                        if isinstance(v, (int, float)) and v is not None and np.isfinite(v)})
         d = Path(result["eval_dir"])
-        for f in ("metrics.json", "predictions.json", "reliability.png"):
-            t.log_artifact(d / f, "eval")
+        for f in ("metrics.json", "predictions.json", "reliability.png", O2O_FILE):
+            if (d / f).is_file():
+                t.log_artifact(d / f, "eval")
     except Exception as e:  # noqa: BLE001  (tracking must never lose the computed evaluation)
         return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
     return None

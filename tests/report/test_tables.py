@@ -102,3 +102,16 @@ def test_paper_table_says_what_is_compared_and_the_direction():
     assert "\\begin{tabular}" in tex and "$\\tau$" in tex and "$\\pm$" in tex and "\\%" in tex
     md = ablation_table(_runs(), ["baseline", "full"]).markdown()
     assert md.count("\n|") >= 3 and "0.110 ± 0.014" in md
+
+
+def test_ablation_table_shows_one2one_ap_beside_nms_ap_only_when_present():
+    runs = _runs()
+    plain = ablation_table(runs, ["baseline", "full"])
+    assert "AP with NMS, one-to-many (%)" in plain.columns and "top-k AP w/o NMS, one-to-many (%)" in plain.columns
+    assert not any("one-to-one" in c for c in plain.columns)
+    runs["full_e2e"] = {0: {"AP": 0.44, "nms_free_AP": 0.2, "o2o_AP": 0.43}, 1: {"AP": 0.46, "o2o_AP": 0.45}}
+    t = ablation_table(runs, ["baseline", "full", "full_e2e"])
+    i, j = t.columns.index("AP with NMS, one-to-many (%)"), t.columns.index("AP w/o NMS, one-to-one (%)")
+    assert j == i + 1  # beside the NMS AP
+    assert [r[j] for r in t.rows] == ["n/a", "n/a", "44.00 ± 1.41"] and t.rows[2][i] == "45.00 ± 1.41"
+    assert "o2o_AP_mean" in t.csv().splitlines()[0] and any("one-to-one" in n for n in t.notes)
