@@ -233,6 +233,9 @@ class ProfileParams:
     train_imgsz: int = param(256, ge=32, help="image size of the training-throughput measurement")
     train_steps: int = param(3, ge=1, help="timed training steps per variant")
     threads: int = param(1, ge=1, help="CPU threads of the latency measurements (torch and ONNX Runtime)")
+    conf: float = param(0.001, ge=0, le=1, help="end-to-end latency: score threshold of the post-processing (as eval.conf)")
+    iou: float = param(0.7, gt=0, le=1, help="end-to-end latency: NMS IoU threshold of one-to-many models (as eval.iou)")
+    max_det: int = param(300, ge=1, help="end-to-end latency: detections kept per image (NMS; top-k of NMS-free models)")
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,16 @@
 
 All variants are measured in one run on the same machine; latencies are timed alternately (see
 :mod:`alignrank.profile.latency`) and reported with their ratios to ``baseline`` (or to the first
-variant when ``baseline`` is not profiled). Variants whose inference graph is the same (same head:
-``rcq`` = ``baseline``'s, ``full`` = ``csd``'s) share one inference measurement (``arch_of`` names it);
-training throughput and memory are measured per variant, in child processes (:mod:`alignrank.profile.probe`).
+variant when ``baseline`` is not profiled). Variants whose inference graph is the same (same head and form:
+``rcq`` = ``baseline``'s, ``full`` = ``csd``'s, ``full_e2e`` = ``csd_e2e``'s) share one inference measurement
+(``arch_of`` names it); training throughput and memory are measured per variant, in child processes
+(:mod:`alignrank.profile.probe`).
+
+An NMS-free model (``*_e2e`` or ``model.end2end``) is profiled in its deployed form: the one-to-one branch
+selected before fusing (the one-to-many branch is dropped), its graph ending in top-k. ``latency_eager`` and
+``latency_ort`` time the forward pass alone; ``latency_e2e`` and ``latency_ort_e2e`` add the post-processing to
+final detections (NMS for one-to-many models, the score threshold of the top-k for NMS-free ones;
+:mod:`alignrank.profile.postprocess`).
 
 A quick comparison of two variants (seconds of CPU: models are built and timed, so this is no doctest;
 ``tests/profile`` runs it)::
@@ -31,8 +38,17 @@ from alignrank.config.schema import Params
 from alignrank.env import cpu_model
 from alignrank.io import atomic_write_json
 from alignrank.profile.flops import METHOD, model_gflops
-from alignrank.profile.latency import cuda_fns, eager_fns, ort_fns, summarize, time_alternating
-from alignrank.variants import get_variant
+from alignrank.profile.latency import (
+    cuda_fns,
+    e2e_fns,
+    eager_fns,
+    ort_e2e_fns,
+    ort_fns,
+    summarize,
+    time_alternating,
+)
+from alignrank.profile.postprocess import is_nms_free, nms_input_boxes, postprocess_fn
+from alignrank.variants import get_variant, is_end2end
 
 
 def _hardware() -> dict[str, Any]:
@@ -54,10 +70,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def _build(variant: str, params: Params) -> torch.nn.Module:
     from alignrank.nn.model import build_model
+    from alignrank.profile.postprocess import inference_form
 
     pp = params.profile
     m = build_model(variant, scale=pp.scale, nc=pp.nc, model_params=params.model, loss_params=params.loss)
-    return m.eval().fuse(verbose=False)
+    return inference_form(m.eval()).fuse(verbose=False)
 
 
 def _thop_gflops(model: torch.nn.Module, imgsz: int) -> float | None:
@@ -75,6 +92,7 @@ def _table(rows: dict[str, dict], ratios: dict[str, dict], ref: str) -> str:
         ("params(M)", lambda v, r: f"{r['params'] / 1e6:.3f}"),
         ("GFLOPs", lambda v, r: f"{r['gflops']:.2f}"),
         ("eager ms", lambda v, r: f"{r['latency_eager_ms']:.1f}"),
+        ("e2e ms", lambda v, r: f"{r['latency_e2e_ms']:.1f} {r['postprocess']}"),
         ("ORT ms", lambda v, r: "-" if r.get("latency_ort_ms") is None else f"{r['latency_ort_ms']:.1f}"),
         ("CUDA ms", lambda v, r: "-" if r.get("latency_cuda_fp16_ms") is None else f"{r['latency_cuda_fp16_ms']:.2f}"),
         ("peak MB", lambda v, r: "-" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb']:.0f}"),
@@ -82,6 +100,7 @@ def _table(rows: dict[str, dict], ratios: dict[str, dict], ref: str) -> str:
         ("x params", lambda v, r: f"{ratios[v]['params']:.3f}"),
         ("x GFLOPs", lambda v, r: f"{ratios[v]['gflops']:.3f}"),
         ("x eager", lambda v, r: f"{ratios[v]['latency_eager']:.3f}"),
+        ("x e2e", lambda v, r: f"{ratios[v]['latency_e2e']:.3f}"),
         ("x ORT", lambda v, r: "-" if ratios[v].get("latency_ort") is None else f"{ratios[v]['latency_ort']:.3f}"),
     ]
     body = [[fn(v, r) for _, fn in cols] for v, r in rows.items()]
@@ -136,7 +155,16 @@ def _arch_figures(archs: list[str], params: Params) -> dict[str, dict[str, Any]]
             arch[a][key] = summarize(times[a])
             arch[a][f"{key}_ms"] = round(arch[a][key]["median_ms"], 3)
 
+    post = {a: postprocess_fn(end2end=is_nms_free(m), conf=pp.conf, iou=pp.iou, max_det=pp.max_det)
+            for a, m in models.items()}
+    for a, m in models.items():
+        arch[a]["postprocess"] = "topk" if is_nms_free(m) else "nms"
+        if not is_nms_free(m):
+            with torch.inference_mode():
+                out = m(x)
+            arch[a]["nms_input_boxes"] = nms_input_boxes(out[0] if isinstance(out, tuple) else out, pp.conf)
     record("latency_eager", time_alternating(eager_fns(models, x), pp.repeats, pp.warmup))
+    record("latency_e2e", time_alternating(e2e_fns(models, x, post), pp.repeats, pp.warmup))
     if pp.onnx:
         from alignrank.profile.onnx_export import export_onnx, onnx_max_abs_diff, ort_session
 
@@ -146,6 +174,7 @@ def _arch_figures(archs: list[str], params: Params) -> dict[str, dict[str, Any]]
                 arch[a]["onnx_max_abs_diff"] = onnx_max_abs_diff(models[a], paths[a], imgsz=pp.imgsz)
             sessions = {a: ort_session(p, threads=pp.threads) for a, p in paths.items()}
             record("latency_ort", time_alternating(ort_fns(sessions, x.numpy()), pp.repeats, pp.warmup))
+            record("latency_ort_e2e", time_alternating(ort_e2e_fns(sessions, x.numpy(), post), pp.repeats, pp.warmup))
             del sessions
     if torch.cuda.is_available():
         dev = torch.device("cuda:0")
@@ -186,8 +215,10 @@ def _ratios(rows: dict[str, dict], ref: str) -> dict[str, dict[str, float | None
     out = {}
     for v, r in rows.items():
         out[v] = {"params": _ratio(r["params"], b["params"]), "gflops": _ratio(r["gflops"], b["gflops"]),
-                  "latency_eager": _ratio(r["latency_eager_ms"], b["latency_eager_ms"])}
-        for key, field in (("latency_ort", "latency_ort_ms"), ("latency_cuda_fp16", "latency_cuda_fp16_ms"),
+                  "latency_eager": _ratio(r["latency_eager_ms"], b["latency_eager_ms"]),
+                  "latency_e2e": _ratio(r["latency_e2e_ms"], b["latency_e2e_ms"])}
+        for key, field in (("latency_ort", "latency_ort_ms"), ("latency_ort_e2e", "latency_ort_e2e_ms"),
+                           ("latency_cuda_fp16", "latency_cuda_fp16_ms"),
                            ("train_img_per_s", "train_img_per_s")):
             if r.get(field) is not None and b.get(field):
                 out[v][key] = _ratio(r[field], b[field])
@@ -213,7 +244,8 @@ def run_profile(params: Params, json_out: str | Path | None = None, *, memory: b
     variants = list(dict.fromkeys(pp.variants))
     ref = "baseline" if "baseline" in variants else variants[0]
     heads = {v: get_variant(v).head for v in variants}
-    arch_of = {v: next(u for u in variants if heads[u] == heads[v]) for v in variants}  # first variant with its head
+    form = {v: (heads[v], is_end2end(v, params.model)) for v in variants}  # head and NMS-free form: the inference graph
+    arch_of = {v: next(u for u in variants if form[u] == form[v]) for v in variants}  # first variant with its graph
     archs = list(dict.fromkeys(arch_of.values()))
     threads_before = torch.get_num_threads()
     torch.set_num_threads(pp.threads)
@@ -221,7 +253,7 @@ def run_profile(params: Params, json_out: str | Path | None = None, *, memory: b
         arch = _arch_figures(archs, params)
     finally:
         torch.set_num_threads(threads_before)
-    rows = {v: {"head": heads[v], "loss": get_variant(v).loss, "arch_of": arch_of[v],
+    rows = {v: {"head": heads[v], "loss": get_variant(v).loss, "end2end": form[v][1], "arch_of": arch_of[v],
                 **json.loads(json.dumps(arch[arch_of[v]]))} for v in variants}
     if train:
         for v, r in _train_throughput(variants, params).items():
@@ -237,6 +269,9 @@ def run_profile(params: Params, json_out: str | Path | None = None, *, memory: b
                      "repeats": pp.repeats, "warmup": pp.warmup, "threads": pp.threads, "onnx": pp.onnx,
                      "train_batch": pp.train_batch, "train_imgsz": pp.train_imgsz, "train_steps": pp.train_steps,
                      "fused": True, "latency": "median of alternating timed runs (ABBA order), batch 1",
+                     "latency_e2e": "forward + post-processing to final detections: NMS (one-to-many) or the score "
+                                    "threshold of the graph's top-k (NMS-free)",
+                     "conf": pp.conf, "iou": pp.iou, "max_det": pp.max_det,
                      "train_throughput": "train_batch / median SGD step time, variants alternating, in process"},
         "hardware": _hardware(),
         "method": METHOD,

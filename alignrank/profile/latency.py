@@ -63,6 +63,38 @@ def eager_fns(models: dict[str, torch.nn.Module], x: torch.Tensor) -> dict[str, 
     return {n: make(m) for n, m in models.items()}
 
 
+def e2e_fns(
+    models: dict[str, torch.nn.Module], x: torch.Tensor, post: dict[str, Callable[[torch.Tensor], Any]]
+) -> dict[str, Callable[[], Any]]:
+    """Zero-argument eager forward passes followed by each model's post-processing to final detections."""
+
+    def make(m, p):
+        def run():
+            with torch.inference_mode():
+                y = m(x)
+                return p(y[0] if isinstance(y, tuple) else y)
+
+        return run
+
+    return {n: make(m, post[n]) for n, m in models.items()}
+
+
+def ort_e2e_fns(
+    sessions: dict[str, Any], x: np.ndarray, post: dict[str, Callable[[torch.Tensor], Any]]
+) -> dict[str, Callable[[], Any]]:
+    """Zero-argument ONNX Runtime runs followed by each model's post-processing (in torch) to final detections."""
+
+    def make(s, p):
+        def run():
+            y = torch.from_numpy(s.run(None, {"images": x})[0])
+            with torch.inference_mode():
+                return p(y)
+
+        return run
+
+    return {n: make(s, post[n]) for n, s in sessions.items()}
+
+
 def ort_fns(sessions: dict[str, Any], x: np.ndarray) -> dict[str, Callable[[], Any]]:
     """Zero-argument ONNX Runtime runs of each session on ``x`` (input name ``images``)."""
     return {n: (lambda s=s: s.run(None, {"images": x})) for n, s in sessions.items()}

@@ -3,7 +3,9 @@
 The TorchScript-based exporter (``dynamo=False``) is used, with a dynamic batch axis (``batch``) on the
 input and the output: the CSD head's sampler exports as ``Gather`` + ``MatMul`` and its dynamic convs as
 batched ``MatMul`` (per-image kernels are graph values, so no ``Conv`` carries them). The head is put in
-export mode, so the graph returns the decoded ``(B, 4 + nc, anchors)`` tensor.
+export mode, so the graph returns the decoded ``(B, 4 + nc, anchors)`` tensor; an NMS-free model (one-to-one
+branch) is exported in its deployed form, the one-to-one branch selected before fusing, and its graph returns
+the final ``(B, k, 6)`` detections (``x1, y1, x2, y2, score, class``: top-k by score, no NMS).
 
 Examples:
     >>> import tempfile
@@ -37,8 +39,11 @@ def _size(imgsz: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def export_model(model: torch.nn.Module) -> torch.nn.Module:
-    """A fused, eval-mode float copy of ``model`` whose head returns only the decoded predictions."""
-    m = copy.deepcopy(model).float().eval()
+    """A fused, eval-mode float copy of ``model`` whose head returns only the decoded predictions (an NMS-free
+    model's: its one-to-one branch's top-k detections)."""
+    from alignrank.profile.postprocess import inference_form
+
+    m = inference_form(copy.deepcopy(model).float().eval())
     if hasattr(m, "is_fused") and not m.is_fused():
         m.fuse(verbose=False)
     head = m.model[-1]

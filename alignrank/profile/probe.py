@@ -50,16 +50,18 @@ def _peak_mb() -> float:
 
 
 def measure_infer(cfg: dict) -> dict:
-    """Peak extra RSS of one fused eval forward at batch 1."""
+    """Peak extra RSS of one fused eval forward at batch 1 (an NMS-free model in its one-to-one form)."""
     import torch
 
     from alignrank.config.fields import build
     from alignrank.config.schema import ModelParams
     from alignrank.nn.model import build_model
+    from alignrank.profile.postprocess import inference_form
 
     torch.set_num_threads(int(cfg.get("threads", 1)))
     mp = build(ModelParams, cfg.get("model", {}), "model")
-    model = build_model(cfg["variant"], scale=cfg["scale"], nc=cfg["nc"], model_params=mp).eval().fuse(verbose=False)
+    model = build_model(cfg["variant"], scale=cfg["scale"], nc=cfg["nc"], model_params=mp).eval()
+    model = inference_form(model).fuse(verbose=False)
     x = torch.zeros(1, 3, cfg["imgsz"], cfg["imgsz"])
     base = _reset_peak()
     with torch.inference_mode():

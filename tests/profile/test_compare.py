@@ -27,7 +27,8 @@ def test_run_profile_figures_and_ratios(tmp_path, capsys):
         row = v[name]
         assert row["latency_eager_ms"] > 0 and row["latency_ort_ms"] > 0 and row["gflops"] > 0
         assert row["onnx_max_abs_diff"] <= 1e-3 and row["latency_eager"]["n"] == 2
-    assert r["baseline"] == {"params": 1.0, "gflops": 1.0, "latency_eager": 1.0, "latency_ort": 1.0}
+    assert r["baseline"] == {"params": 1.0, "gflops": 1.0, "latency_eager": 1.0, "latency_e2e": 1.0, "latency_ort": 1.0,
+                             "latency_ort_e2e": 1.0}
     assert r["csd"]["params"] == round(v["csd"]["params"] / v["baseline"]["params"], 4)
     printed = capsys.readouterr().out
     assert "x eager" in printed and "GFLOPs method: torch.utils.flop_counter" in printed
@@ -47,3 +48,31 @@ def test_cli_profile_with_memory_and_training(tmp_path):
         assert row["peak_rss_mb"] >= 0 and row["train_img_per_s"] > 0 and row["train_peak_rss_mb"] >= 0
         assert "latency_ort_ms" not in row
     assert "train_img_per_s" in out["ratios"]["csd"] and "baseline" in res.output
+
+
+def test_profile_times_end_to_end_latency_with_each_models_post_processing(tmp_path, monkeypatch):
+    """One-to-many models: forward + NMS; NMS-free ones: their one-to-one graph (top-k) + the score threshold, no NMS.
+    NMS-free variants share a graph by head and form, apart from their one-to-many twins."""
+    import ultralytics.utils.nms as unms
+
+    calls = {"n": 0}
+    real = unms.non_max_suppression
+
+    def counted(*a, **k):
+        calls["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(unms, "non_max_suppression", counted)
+    p = load_params(REPO / "params.yaml", {**TINY, "profile.variants": ["baseline", "csd_e2e", "full_e2e"],
+                                           "profile.repeats": 1})
+    out = run_profile(p, json_out=None, memory=False, train=False)
+    v = out["variants"]
+    assert v["full_e2e"]["arch_of"] == "csd_e2e" and v["csd_e2e"]["end2end"] and not v["baseline"]["end2end"]
+    assert v["baseline"]["postprocess"] == "nms" and v["csd_e2e"]["postprocess"] == "topk"
+    assert "nms_input_boxes" in v["baseline"] and "nms_input_boxes" not in v["csd_e2e"]
+    for name in ("baseline", "csd_e2e"):
+        row = v[name]
+        assert row["latency_e2e_ms"] > 0 and row["latency_ort_e2e_ms"] > 0
+    assert v["baseline"]["onnx_max_abs_diff"] <= 1e-3  # (top-k rows of an untrained model may swap near-ties)
+    assert calls["n"] == 2 * 1  # eager + ORT end-to-end runs of the one model that needs NMS (no warm-up)
+    assert out["ratios"]["csd_e2e"]["latency_e2e"] > 0 and out["settings"]["conf"] == p.profile.conf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -70,3 +71,39 @@ def test_baseline_exports_with_dynamic_batch(tmp_path):
     m = build_model("baseline", scale="n", nc=3).eval()
     path = export_onnx(m, tmp_path / "b.onnx", imgsz=64)
     assert onnx_max_abs_diff(m, path, imgsz=64, batch=2) <= 1e-4
+
+
+def test_nms_free_csd_exports_its_one2one_topk_and_matches_onnx_runtime(tmp_path):
+    """An NMS-free CSD model exports in its deployed form: one-to-one branch, graph ending in top-k (TopK, no NMS op),
+    (B, k, 6) detections; ONNX Runtime matches PyTorch at batch 1 and 3."""
+    from alignrank.nn.e2e import decode_one2one
+
+    m = _trained_like(build_model("csd_e2e", scale="n", nc=3))
+    g = torch.Generator().manual_seed(1)
+    head = m.model[-1]
+    with torch.no_grad():  # the one-to-one branch is the one exported: make it differ from its initial copy
+        for branch in (*head.one2one_cv2, *head.one2one_cv3):
+            branch[-1].weight.add_(torch.randn(branch[-1].weight.shape, generator=g) * 0.1)
+        # BatchNorm statistics of real inputs (at init the eval-mode features are ~1e-6 and the scores tie by level,
+        # so a top-k would depend on how ties break)
+        for bn in (x for x in m.modules() if isinstance(x, nn.BatchNorm2d)):
+            bn.momentum = None  # cumulative average
+        m.train()
+        for _ in range(3):
+            m(torch.rand(2, 3, 96, 128, generator=g))
+    m.eval()
+    head.max_det = 20
+    path = export_onnx(m, tmp_path / "csd_e2e.onnx", imgsz=(96, 128))
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "TopK" in ops and "NonMaxSuppression" not in ops
+    assert head.end2end is False and head.cv2 is not None  # the caller's model is left as it was
+    for batch in (1, 3):
+        x = torch.rand(batch, 3, 96, 128, generator=g)
+        out = ort_session(path).run(None, {"images": x.numpy()})[0]
+        assert out.shape == (batch, 20, 6)
+        with torch.no_grad():
+            want = decode_one2one(head, m(x)[1]["one2one"], max_det=20)  # the evaluation path's decoding
+        want = want.numpy()  # (unfused: BatchNorm not folded)
+        np.testing.assert_allclose(out[..., :4], want[..., :4], rtol=1e-4, atol=0.1)  # boxes, input pixels (DFL)
+        np.testing.assert_allclose(out[..., 4:], want[..., 4:], rtol=0, atol=1e-4)  # scores and classes
+        assert onnx_max_abs_diff(m, path, imgsz=(96, 128), batch=batch) <= 0.05  # fused; boxes of ~300 input px
