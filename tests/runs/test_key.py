@@ -191,3 +191,14 @@ def test_a_field_read_only_under_a_setting_is_keyed_only_then():
     off = load_params(None, {"train.variant": "rcq", "loss.lambda_list": 0.0})
     assert "temperature" not in cache.recorded_reads(off)[1]
     assert key("rcq", **{"loss.lambda_list": 0.0}) == key("rcq", **{"loss.lambda_list": 0.0, "loss.temperature": 2.0})
+
+
+def test_a_sweep_lists_nms_and_nms_free_variants_side_by_side(tiny_params):
+    """sweep.variants takes the NMS-free twins beside the plain variants: each its own run (key and folder)."""
+    from alignrank.runs.sweep import plan
+
+    names = ("baseline", "baseline_e2e", "full", "full_e2e")
+    p = with_overrides(tiny_params, {"sweep.variants": list(names), "sweep.seeds": [0]})
+    specs = plan(p)
+    assert [s.key.variant for s in specs] == list(names) and len({s.dir for s in specs}) == 4
+    assert [s.params.train.variant for s in specs] == list(names)
