@@ -100,6 +100,8 @@ def test_model_end2end_param_makes_any_variant_nms_free():
     p = load_params(REPO / "params.yaml", {"model.end2end": True})
     assert is_end2end("full", p.model) and is_end2end("full_e2e", load_params(None).model)
     assert has_one2one(_build("full", **{"model.end2end": True})) and not has_one2one(_build("full"))
+    by_param, twin = _build("full", **{"model.end2end": True}).state_dict(), _build("full_e2e").state_dict()
+    assert by_param.keys() == twin.keys() and all(torch.equal(by_param[k], twin[k]) for k in twin)  # one model
 
 
 @pytest.mark.parametrize("variant", ["baseline_e2e", "csd_e2e"])
