@@ -245,6 +245,7 @@ def evaluate(
     pred: Optional[Path] = typer.Option(None, metavar="FILE", help="COCO results JSON of predictions"),
     json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="write the metrics here"),
     candidates: Optional[Path] = typer.Option(None, metavar="FILE", help="pre-NMS candidates (.npz or COCO results JSON) for rank/NMS-free metrics"),
+    one2one: Optional[Path] = typer.Option(None, "--one2one", metavar="FILE", help="an NMS-free model's one-to-one detections (COCO results JSON, e.g. predictions_o2o.json): o2o_AP, no NMS"),
     run: Optional[str] = typer.Option(None, metavar="RUN", help="held-out data: predict with this run's best.pt (run folder, run name or variant/seed) on --images, score against --gt"),
     images: Optional[Path] = typer.Option(None, metavar="DIR", help="with --run: folder of the --gt JSON's images"),
     params: Optional[Path] = ParamsOpt,
@@ -253,8 +254,8 @@ def evaluate(
 ) -> None:
     """COCO metrics (pycocotools) + rank consistency, calibration, error breakdown, NMS-free AP."""
     if run is not None or images is not None:
-        if run is None or images is None or gt is None or pred is not None:
-            raise ParamsError("evaluate --run: give --run, --gt and --images (and no --pred)")
+        if run is None or images is None or gt is None or pred is not None or one2one is not None:
+            raise ParamsError("evaluate --run: give --run, --gt and --images (and no --pred or --one2one)")
         p = _params(params, overrides, set_file)
         from alignrank.eval.evaluator import format_table
         from alignrank.eval.heldout import evaluate_heldout
@@ -269,7 +270,7 @@ def evaluate(
     if gt is not None:
         from alignrank.eval.files import evaluate_files
 
-        evaluate_files(gt, pred, json_out=json_out, params=p.eval, candidates=candidates)
+        evaluate_files(gt, pred, json_out=json_out, params=p.eval, candidates=candidates, one2one=one2one)
     else:
         from alignrank.eval.runs import run_evaluate
 

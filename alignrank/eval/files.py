@@ -232,6 +232,7 @@ def evaluate_files(
     params: EvalParams | None = None,
     *,
     candidates: str | Path | None = None,
+    one2one: str | Path | None = None,
     verbose: bool = True,
 ) -> dict:
     """Evaluate a COCO results file; print a table; optionally write the numbers as JSON.
@@ -244,6 +245,8 @@ def evaluate_files(
         params: ``eval`` params.
         candidates: Pre-NMS candidates (``.npz`` or COCO results JSON) for rank consistency and
             NMS-free AP; without it, ``pred`` is used for those too.
+        one2one: An NMS-free model's one-to-one detections (COCO results JSON, e.g. the evaluate stage's
+            ``predictions_o2o.json``): ``o2o_AP*``, scored as they are (no NMS); NaN without it.
         verbose: Print the table.
 
     Returns:
@@ -253,7 +256,8 @@ def evaluate_files(
     dataset = load_instances(gt)
     preds = load_predictions(pred, dataset, gt.name)
     cands = load_candidates(candidates, dataset, gt.name) if candidates else None
-    res = evaluate_detections(dataset, preds, cands, params)
+    o2o = load_predictions(one2one, dataset, gt.name) if one2one else None
+    res = evaluate_detections(dataset, preds, cands, params, one2one=o2o)
     if verbose:
         print(f"{pred.name} vs {gt.name}: {len(preds)} predictions on {res.metrics['num_images']} images")
         print(format_table(res.metrics))

@@ -104,6 +104,27 @@ def test_candidates_file_feeds_rank_and_nms_free(tmp_path, gt_file):
     assert r.exit_code == 0 and "kendall_tau" in r.output
 
 
+def test_one2one_file_is_scored_as_it_is(tmp_path, gt_file):
+    """--one2one: an NMS-free model's detections give o2o_AP* (its own COCO AP, no NMS); without it they are NaN."""
+    import math
+
+    from alignrank.eval.coco import CocoGT, coco_metrics
+    from alignrank.eval.files import load_instances, load_predictions
+
+    preds = _pred(tmp_path, [GOOD])
+    dup = {**GOOD, "bbox": [GOOD["bbox"][0] + 1, *GOOD["bbox"][1:]], "score": GOOD["score"] + 0.01}
+    o2o = _pred(tmp_path, [GOOD, dup], "predictions_o2o.json")  # a duplicate that NMS would have removed stays
+    m = evaluate_files(gt_file, preds, one2one=o2o, verbose=False)
+    gt = load_instances(gt_file)
+    want = coco_metrics(CocoGT(gt), load_predictions(o2o, gt))
+    assert (m["o2o_AP"], m["o2o_AP50"], m["o2o_AP75"]) == (want["AP"], want["AP50"], want["AP75"])
+    assert math.isnan(evaluate_files(gt_file, preds, verbose=False)["o2o_AP"])
+    r = CliRunner().invoke(app, ["evaluate", "--gt", str(gt_file), "--pred", str(preds), "--one2one", str(o2o),
+                                 "--json", str(tmp_path / "m.json")])
+    assert r.exit_code == 0 and "o2o_AP" in r.output
+    assert json.loads((tmp_path / "m.json").read_text())["o2o_AP"] == pytest.approx(want["AP"])
+
+
 def _gt_as_predictions(gt: dict) -> list[dict]:
     return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
             for a in gt["annotations"] if not a.get("iscrowd")]
