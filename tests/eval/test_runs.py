@@ -177,3 +177,33 @@ def test_a_checkpoint_outside_our_run_folders_is_never_loaded(fake_runs, tmp_pat
     assert out["evaluated"] == 1 and loaded == [runs[0]["weights"]]  # ours loaded, the foreign one never
     (line,) = out["missing"]
     assert "full-s0" in line and "outside train.out_dir" in line and str(foreign) in line
+
+
+def test_nms_free_run_reports_one2one_ap_beside_the_nms_ap(tiny_data, tiny_params, tmp_path, monkeypatch):
+    """The evaluate stage on an NMS-free run and a plain one: predictions_o2o.json and a finite o2o_AP for the first,
+    NaN for the second; cached on a second call; Table 2 shows the one-to-one column beside the NMS AP."""
+    import math
+
+    from alignrank.report.tables import ablation_table
+
+    nc = read_dataset_yaml(tiny_data)["nc"]
+    runs = []
+    for variant in ("baseline", "baseline_e2e"):
+        rd = tmp_path / "runs" / f"{variant}-s0-x"
+        save_checkpoint(rd / "weights" / "best.pt", variant, nc, 128)
+        runs.append({"variant": variant, "seed": 0, "run_dir": str(rd), "weights": str(rd / "weights" / "best.pt"),
+                     "mlflow_run_id": None})
+    monkeypatch.setattr(stage, "list_runs", lambda params: runs)
+    params = with_overrides(tiny_params, {"sweep.variants": ["baseline", "baseline_e2e"], "sweep.seeds": [0]})
+    out = stage.run_evaluate(params, track=False)
+    assert out["evaluated"] == 2
+    summary = json.loads((tmp_path / "outputs" / "eval" / "summary.json").read_text())
+    e2e, plain = summary["baseline_e2e"]["seed0"], summary["baseline"]["seed0"]
+    assert math.isfinite(e2e["o2o_AP"]) and math.isfinite(e2e["AP"]) and math.isfinite(e2e["nms_free_AP"])
+    assert plain["o2o_AP"] is None or math.isnan(plain["o2o_AP"])
+    cache = tmp_path / "outputs" / "eval" / "cache"
+    assert (cache / "baseline_e2e-s0-x" / stage.O2O_FILE).is_file() and not (cache / "baseline-s0-x" / stage.O2O_FILE).exists()
+    assert stage.run_evaluate(params, track=False)["cached"] == 2
+    table = ablation_table({v: {0: summary[v]["seed0"]} for v in summary}, ["baseline", "baseline_e2e"])
+    j = table.columns.index("AP w/o NMS, one-to-one (%)")
+    assert table.columns[j - 1] == "AP with NMS, one-to-many (%)" and table.rows[0][j] == "n/a" and table.rows[1][j] != "n/a"
