@@ -107,7 +107,7 @@ HEAD_OF = {"detect": "baseline", "csd": "csd"}  # a variant using each registere
 
 def _cases() -> list[tuple[str, dict, str]]:
     """(variant, overrides, section to check): each registered head (model fields) and loss (loss fields)
-    through a variant that uses it and its NMS-free twin, each assigner and IoU loss through the baseline (loss fields)."""
+    through a variant that uses it, NMS-free twins of both heads and of the RCQ loss, each assigner and IoU loss through the baseline (loss fields)."""
     from alignrank.loss.assigners import ASSIGNERS
     from alignrank.loss.iou import IOU_LOSSES
     from alignrank.loss.registry import LOSSES
@@ -118,7 +118,9 @@ def _cases() -> list[tuple[str, dict, str]]:
     losses = {v.loss: n for n, v in reversed(list(VARIANTS.items()))}
     assert set(heads) >= set(HEADS) and set(losses) >= set(LOSSES), "a registered head/loss no variant uses"
     cases = [(n, {}, "model") for n in heads.values()] + [(n, {}, "loss") for n in losses.values()]
-    cases += [(n + "_e2e", {}, "model") for n in heads.values()] + [(n + "_e2e", {}, "loss") for n in losses.values()]
+    # NMS-free twins: the CSD head (its one-to-one branch shares the side stream) and the stock head, and the RCQ
+    # loss (the dual loss wraps the variant's loss; the others wrap it the same way)
+    cases += [("csd_e2e", {}, "model"), ("baseline_e2e", {}, "model"), ("rcq_e2e", {}, "loss")]
     cases += [("baseline", {"loss.assigner": a}, "loss") for a in ASSIGNERS if a != "tal"]
     cases += [("baseline", {"loss.iou_loss": i}, "loss") for i in IOU_LOSSES if i != "ciou"]
     return cases

@@ -158,6 +158,7 @@ run_tune(p)
 """
 
 
+@pytest.mark.long  # a full Ray Tune search (110 s / 45 s on 2 cores): make test-long
 def test_interrupt_and_resume(tiny_params, tmp_path, monkeypatch):
     from alignrank.tune.search import run_tune, search_status
 
@@ -219,6 +220,7 @@ def test_interrupt_and_resume(tiny_params, tmp_path, monkeypatch):
     assert Path(s["experiment_dir"]) == exp_dirs[0]
 
 
+@pytest.mark.long  # a full Ray Tune search (110 s / 45 s on 2 cores): make test-long
 def test_seeds_are_trained_apart_and_reported_as_their_mean(tiny_params, tmp_path, monkeypatch):
     """tune.seeds=[0, 1]: one child process per seed, the trial reports the per-epoch mean."""
     from alignrank.tune.search import run_tune
