@@ -52,6 +52,21 @@ def set_args(overrides: dict) -> list[str]:
     return [a for k, v in overrides.items() for a in ("--set", f"{k}={v if isinstance(v, str) else json.dumps(v)}")]
 
 
+def train_tiny(tiny_data: Path, root: Path, variant: str):
+    """One tiny training of ``variant`` under ``root`` (params.yaml + :func:`tiny_overrides`).
+
+    Returns ``(params, data yaml, run dir, trainer)``.
+    """
+    from alignrank.config import load_params
+    from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
+
+    p = load_params(REPO / "params.yaml", {**tiny_overrides(tiny_data, root), "train.variant": variant})
+    data = tiny_data / "dataset.yaml"
+    trainer = AlignRankTrainer(p, ultralytics_overrides(p, data=data, save_dir=root / "run"))
+    trainer.train()
+    return p, data, root / "run", trainer
+
+
 def train_first_epoch_only(params, data: Path, save_dir: Path, keep: Path) -> None:
     """Train ``params`` into ``save_dir`` but stop after epoch 1, keeping that unfinished ``last.pt`` as ``keep``."""
     from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides

@@ -11,23 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from alignrank.config import load_params, with_overrides
+from alignrank.config import with_overrides
 from alignrank.nn.csd_head import CSDDetect
 from alignrank.nn.e2e import has_one2one
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import train_tiny
 
 
 @pytest.fixture(scope="module")
 def e2e_run(tiny_data, tmp_path_factory):
     """One epoch of ``full_e2e``; returns (params, data yaml, run dir, trainer)."""
-    from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
-
-    root = tmp_path_factory.mktemp("e2e_run")
-    p = load_params(REPO / "params.yaml", {**tiny_overrides(tiny_data, root), "train.variant": "full_e2e"})
-    data = tiny_data / "dataset.yaml"
-    trainer = AlignRankTrainer(p, ultralytics_overrides(p, data=data, save_dir=root / "run"))
-    trainer.train()
-    return p, data, root / "run", trainer
+    return train_tiny(tiny_data, tmp_path_factory.mktemp("e2e_run"), "full_e2e")
 
 
 def test_one_epoch_trains_both_branches(e2e_run):

@@ -11,7 +11,7 @@ import torch
 from alignrank.config import load_params, with_overrides
 from alignrank.nn.csd_head import CSDDetect
 from alignrank.nn.model import build_model
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, tiny_overrides, train_tiny
 
 
 def _float_state(model) -> dict[str, torch.Tensor]:
@@ -41,15 +41,9 @@ def test_ultralytics_checkpoint_round_trip(tmp_path):
 @pytest.fixture(scope="module")
 def csd_run(tiny_data, tmp_path_factory):
     """One epoch of ``csd`` on the tiny synthetic data; returns (params, data yaml, run dir)."""
-    from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
-
-    root = tmp_path_factory.mktemp("csd_run")
-    p = load_params(REPO / "params.yaml", {**tiny_overrides(tiny_data, root), "train.variant": "csd"})
-    data = tiny_data / "dataset.yaml"
-    trainer = AlignRankTrainer(p, ultralytics_overrides(p, data=data, save_dir=root / "run"))
-    trainer.train()
+    p, data, run, trainer = train_tiny(tiny_data, tmp_path_factory.mktemp("csd_run"), "csd")
     assert type(trainer.model.model[-1]) is CSDDetect
-    return p, data, root / "run"
+    return p, data, run
 
 
 def test_one_epoch_checkpoints_val_predict(csd_run, tmp_path):

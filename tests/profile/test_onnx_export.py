@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from alignrank.nn.model import build_model
-from alignrank.profile.onnx_export import export_onnx, onnx_max_abs_diff, ort_session
+from alignrank.profile.onnx_export import export_model, export_onnx, onnx_max_abs_diff, ort_session
 
 
 def _trained_like(model):
@@ -118,4 +118,5 @@ def test_nms_free_csd_exports_its_one2one_topk_and_matches_onnx_runtime(tmp_path
             want = decode_one2one(head, m(x)[1]["one2one"], max_det=20)  # the evaluation path's decoding
         want = want.numpy()  # (unfused: BatchNorm not folded)
         _same_detections(out, want)
-        # (not onnx_max_abs_diff: it compares the top-k rows by position, and near-tied scores may swap rows)
+        with torch.no_grad():  # the fused model the export traces, onnx_max_abs_diff's 0.05 bound, rows matched order-free
+            _same_detections(out, export_model(m)(x).numpy(), score_tol=0.05, box_tol=0.05)
