@@ -12,12 +12,12 @@ its variant or ``model.end2end`` says so (:func:`is_end2end`).
 
 Examples:
     >>> get_variant("full").head, get_variant("full").loss
-    ('csd', 'rcq')
+    ('csd', 'rcq_augment')
     >>> {"baseline", "csd", "rcq", "full"} <= set(VARIANTS)
     True
     >>> v = get_variant("full_e2e")
     >>> v.head, v.loss, v.end2end, v.base
-    ('csd', 'rcq', True, 'full')
+    ('csd', 'rcq_augment', True, 'full')
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Variant:
     Attributes:
         name: Registered name (used in params, MLflow tags, tables).
         head: Key into the head registry (``detect`` = stock YOLOv8 head, ``csd`` = CSD-Head).
-        loss: Key into the loss registry (``v8`` = stock v8DetectionLoss, ``rcq`` = RCQ-Loss).
+        loss: Key into the loss registry (``v8`` = stock v8DetectionLoss; ``rcq_augment`` / ``rcq_replace`` =
+            RCQ-Loss in its two readings, see :mod:`alignrank.loss.criterion`).
         description: One line for tables and ``--help``.
         end2end: NMS-free form (one-to-one branch, dual assignment) whatever ``model.end2end`` says.
         base: The variant this one is the NMS-free twin of (its own name otherwise).
@@ -88,9 +89,16 @@ def is_end2end(variant: str, model_params) -> bool:
 
 register_variant("baseline", head="detect", loss="v8", description="stock YOLOv8 (Detect head, v8DetectionLoss)")
 register_variant("csd", head="csd", loss="v8", description="CSD-Head with the stock YOLOv8 loss")
-register_variant("rcq", head="detect", loss="rcq", description="stock head with RCQ-Loss")
-register_variant("full", head="csd", loss="rcq", description="CSD-Head + RCQ-Loss")
+# RCQ-Loss: the paper's section 3.2 says it "augments" YOLOv8's classification loss, its eq. 8 reads as the
+# whole classification loss. ``rcq`` / ``full`` use the augment reading, the one the default experiment's
+# multi-seed evidence supports (docs/fidelity.md, docs/ladders_rcq.md); ``*_replace`` is eq. 8 as written.
+register_variant("rcq", head="detect", loss="rcq_augment",
+                 description="stock head with RCQ-Loss, augment reading (YOLOv8's BCE + L_list + L_rank)")
+register_variant("full", head="csd", loss="rcq_augment",
+                 description="CSD-Head + RCQ-Loss, augment reading (YOLOv8's BCE + L_list + L_rank)")
 register_variant("baseline_slim", head="detect_slim", loss="v8",
                  description="stock YOLOv8 with the slim class branch (control of csd with model.csd_light_cls)")
-register_variant("rcq_augment", head="detect", loss="rcq_augment", description="stock head, YOLOv8 BCE + L_list + L_rank")
-register_variant("full_augment", head="csd", loss="rcq_augment", description="CSD-Head, YOLOv8 BCE + L_list + L_rank")
+register_variant("rcq_replace", head="detect", loss="rcq_replace",
+                 description="stock head with RCQ-Loss, replace reading (eq. 8: L_cal + L_list + L_rank is the class loss)")
+register_variant("full_replace", head="csd", loss="rcq_replace",
+                 description="CSD-Head + RCQ-Loss, replace reading (eq. 8 is the class loss)")

@@ -1,11 +1,12 @@
 """RCQ criteria: YOLOv8's box + DFL terms with the two readings of the paper's RCQ-Loss.
 
-* ``rcq`` (:class:`AlignRankLoss`, eq. 8 *replaces* YOLOv8's classification loss): the class term is
+* ``rcq_replace`` (:class:`AlignRankLoss`, eq. 8 *replaces* YOLOv8's classification loss): the class term is
   ``cls_gain * (lambda_cal * L_cal + lambda_list * L_list + lambda_rank * L_rank)``.
 * ``rcq_augment`` (:class:`AugmentedRCQLoss`, section 3.2's "augments YOLOv8's classification loss"):
   YOLOv8's own BCE towards the assigner's soft targets (normalised by their sum, exactly the stock term)
   plus ``cls_gain * (lambda_list * L_list + lambda_rank * L_rank)``; L_cal, ``lambda_cal``, ``gamma``,
-  ``alpha0`` and ``cal_norm`` are not used.
+  ``alpha0`` and ``cal_norm`` are not used. The ``rcq`` and ``full`` variants use this reading (the one the
+  default experiment's multi-seed evidence supports, docs/fidelity.md); ``rcq_replace`` / ``full_replace`` use eq. 8.
 
 Everything but the classification term is the v8 loss of :mod:`alignrank.loss.v8`: the assigner (TAL by
 default; ``loss.rcq_assigner`` may give the RCQ criteria their own, see :func:`rcq_assigner_name`), the IoU
@@ -16,7 +17,7 @@ The group terms run on the assigner's positives (group = the GT each positive is
 quality q = IoU(pred box, GT)^alpha * centerness^beta (detached) (see :mod:`alignrank.loss.rcq`); L_cal's
 target is q^alpha0. **Choice for the cls gain**: it scales all of L_RCQ (one knob shared with the stock
 loss), so with lambda_list = lambda_rank = 0, gamma = 0, alpha0 = 1 and ``cal_norm = quality`` the cls part
-of ``rcq`` is YOLOv8's ``cls_gain * BCE / max(sum target, 1)`` with the detached IoU^alpha (x
+of ``rcq_replace`` is YOLOv8's ``cls_gain * BCE / max(sum target, 1)`` with the detached IoU^alpha (x
 centerness^beta) in place of TAL's normalised alignment score as soft target. L_cal's divisor is
 ``loss.cal_norm`` (:data:`CAL_NORMS`): ``quality`` max(sum of targets, 1) (YOLOv8's rule applied to
 RCQ's targets), ``positives`` max(number of positives, 1) (GFL's QFL, mmdet's ``avg_factor=num_pos``),
@@ -24,12 +25,12 @@ RCQ's targets), ``positives`` max(number of positives, 1) (GFL's QFL, mmdet's ``
 
 Loss items (ultralytics derives ``loss_names`` from them), each already gain-scaled, so their sum times the
 batch size is the loss the trainer back-propagates; a term whose lambda is 0 is not computed (logged 0):
-``rcq`` ``box_loss, cal_loss, list_loss, rank_loss, dfl_loss``; ``rcq_augment`` ``box_loss, cls_loss,
+``rcq_replace`` ``box_loss, cal_loss, list_loss, rank_loss, dfl_loss``; ``rcq_augment`` ``box_loss, cls_loss,
 list_loss, rank_loss, dfl_loss``.
 
 Examples:
     >>> from alignrank.nn.model import build_model
-    >>> m = build_model("rcq", scale="n", nc=3)
+    >>> m = build_model("rcq_replace", scale="n", nc=3)
     >>> m.init_criterion().loss_names
     ('box_loss', 'cal_loss', 'list_loss', 'rank_loss', 'dfl_loss')
     >>> from alignrank.config.schema import LossParams
@@ -49,7 +50,7 @@ from alignrank.loss.registry import register_loss, register_loss_assigner
 from alignrank.loss.v8 import AssignedDetectionLoss
 
 
-@register_loss_assigner("rcq")
+@register_loss_assigner("rcq_replace")
 @register_loss_assigner("rcq_augment")
 def rcq_assigner_name(params) -> str:
     """The assigner of the RCQ criteria: ``loss.rcq_assigner``, or ``loss.assigner`` when it is ``same``.
@@ -123,7 +124,7 @@ def group_terms(s: torch.Tensor, q: torch.Tensor, groups: torch.Tensor, params, 
 
 
 class AlignRankLoss(AssignedDetectionLoss):
-    """The ``rcq`` criterion: eq. 8 (L_cal + L_list + L_rank) replaces YOLOv8's classification term.
+    """The ``rcq_replace`` criterion: eq. 8 (L_cal + L_list + L_rank) replaces YOLOv8's classification term.
 
     Args:
         model: De-paralleled detection model.
@@ -177,13 +178,13 @@ def _loss_params(params):
     return build(LossParams, {}, "loss")
 
 
-@register_loss("rcq")
+@register_loss("rcq_replace")
 def build_rcq_loss(model, params=None) -> AlignRankLoss:
-    """RCQ-Loss (eq. 8) as the classification loss: the ``rcq`` and ``full`` variants."""
+    """RCQ-Loss (eq. 8) as the classification loss: the ``rcq_replace`` and ``full_replace`` variants."""
     return AlignRankLoss(model, _loss_params(params))
 
 
 @register_loss("rcq_augment")
 def build_rcq_augment_loss(model, params=None) -> AugmentedRCQLoss:
-    """YOLOv8's classification loss plus L_list and L_rank: the ``rcq_augment`` and ``full_augment`` variants."""
+    """YOLOv8's classification loss plus L_list and L_rank: the ``rcq`` and ``full`` variants."""
     return AugmentedRCQLoss(model, _loss_params(params))

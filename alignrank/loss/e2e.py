@@ -10,7 +10,7 @@ An NMS-free head (:mod:`alignrank.nn.e2e`) returns ``{"one2many": preds, "one2on
 * ``L_o2o`` uses TAL with top-``loss.o2o_topk`` (YOLOv10: 1) and the same matching metric
   ``s^0.5 * IoU^6`` as YOLOv8's TAL (YOLOv10's *consistent* matching: the same alpha and beta, so the one-to-one
   target is the anchor the one-to-many metric ranks first; each branch's metric uses its own predictions); its loss is ``loss.o2o_loss``: ``same`` = the variant's loss
-  (for ``rcq``: L_cal + L_list + L_rank on the one-to-one positives), ``v8`` = YOLOv8's stock loss (RCQ then
+  (for ``rcq_replace``: L_cal + L_list + L_rank on the one-to-one positives), ``v8`` = YOLOv8's stock loss (RCQ then
   acts on the one-to-many branch only). For the stock loss both readings are the same and ``loss.o2o_loss`` is
   not read. With one positive per ground truth, L_list (a softmax over a group of one) and L_rank (no pair)
   vanish: on the one-to-one branch ``same`` is L_cal alone (docs/fidelity.md).

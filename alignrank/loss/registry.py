@@ -1,5 +1,5 @@
 """Loss registry: a loss builder returns the criterion of a model (``v8`` = ultralytics' stock
-``v8DetectionLoss``; ``rcq`` and ``rcq_augment`` are registered by ``alignrank.loss.criterion``).
+``v8DetectionLoss``; ``rcq_augment`` and ``rcq_replace`` are registered by ``alignrank.loss.criterion``).
 
 :data:`LOSS_ASSIGNERS` tells, from the params alone (no model), which assigner each registered loss uses, so
 that tables can label a pair of variants whose losses use different assigners (``loss.rcq_assigner``) as

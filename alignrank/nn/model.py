@@ -31,7 +31,7 @@ from alignrank.variants import get_variant, is_end2end
 
 
 def _load_plugins() -> None:
-    """Import the modules that register the non-stock heads (``csd``, ``detect_slim``) and loss (``rcq``)."""
+    """Import the modules that register the non-stock heads (``csd``, ``detect_slim``) and losses (``rcq_augment``, ``rcq_replace``)."""
     import alignrank.loss.criterion  # noqa: F401
     import alignrank.nn.csd_head  # noqa: F401
     import alignrank.nn.slim  # noqa: F401

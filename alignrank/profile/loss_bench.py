@@ -12,7 +12,9 @@ tensors with ``requires_grad``, ``feats`` of the right shapes, random GT boxes o
   (same weights) at ``profile.train_batch`` x ``profile.train_imgsz`` with scale ``model.scale``;
   target ratio <= 1.05.
 
-Both losses get the same ``loss`` params (so with a non-default assigner the baseline is the v8 loss with
+The loss cases time RCQ-Loss in its replace reading (eq. 8, loss ``rcq_replace``: L_cal's focal BCE does the
+work of the augment reading's stock BCE and more, the group terms are the same), the ``train_step`` case the
+``rcq`` variant (augment reading). Both losses get the same ``loss`` params (so with a non-default assigner the baseline is the v8 loss with
 that assigner). Runs on ``train.device`` with ``train.threads`` CPU threads. Each timing records wall-clock
 and process CPU time; ``ratio`` / ``ok`` use the wall-clock medians, ``cpu_ratio`` / ``cpu_ok`` the CPU-time
 medians, which are far less disturbed by other processes on a shared CPU (with one thread they measure
@@ -220,7 +222,7 @@ def _rss_peaks(loss_params, case: dict) -> dict[str, int]:
 
     ctx = mp.get_context("spawn")
     out = {}
-    for key, loss_name in (("baseline", "v8"), ("rcq", "rcq")):
+    for key, loss_name in (("baseline", "v8"), ("rcq", "rcq_replace")):
         queue = ctx.Queue()
         proc = ctx.Process(target=_rss_child, args=(loss_name, loss_params, case, queue))
         proc.start()
@@ -332,7 +334,7 @@ def run_loss_benchmark(
         model = build_model("baseline", scale="n", nc=nc)
         ensure_loss_args(model, params.loss)
         model.to(device)
-        crits = {"baseline": LOSSES["v8"](model, params.loss), "rcq": LOSSES["rcq"](model, params.loss)}
+        crits = {"baseline": LOSSES["v8"](model, params.loss), "rcq": LOSSES["rcq_replace"](model, params.loss)}
         result: dict[str, Any] = {
             "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
             "threads": params.train.threads,

@@ -13,12 +13,12 @@ Examples:
     >>> from alignrank.runs.key import RunKey
     >>> from alignrank.config import load_params
     >>> p = load_params(None, {"train.variant": "rcq", "loss.lambda_rank": 2.0})
-    >>> key = RunKey("rcq", 0, "abc", {"head": "detect", "loss_name": "rcq", "model": {"scale": "n"},
+    >>> key = RunKey("rcq", 0, "abc", {"head": "detect", "loss_name": "rcq_augment", "model": {"scale": "n"},
     ...                                "loss": {"lambda_rank": 2.0, "box": 7.5}, "data": "f" * 64})
     >>> non_default_reads(key)
     {'loss.lambda_rank': (2.0, 1.0)}
     >>> print(run_description(p, key).splitlines()[2])
-    Changes vs baseline: loss `rcq` (baseline `v8`); head `detect` as the baseline.
+    Changes vs baseline: loss `rcq_augment` (baseline `v8`); head `detect` as the baseline.
 """
 
 from __future__ import annotations

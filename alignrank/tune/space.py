@@ -70,7 +70,7 @@ def reported_metrics(params: Params) -> list[str]:
     """The per-epoch metrics a trial of ``tune.variant`` reports (what ``tune.metric`` may name).
 
     Validation metrics (``val/map50_95`` ... and their short aliases ``map50_95`` ...) and the train /
-    val loss items of the variant's criterion (``train/cal_loss`` for RCQ, ``train/cls_loss`` for v8).
+    val loss items of the variant's criterion (``train/cal_loss`` for eq. 8 (``rcq_replace``), ``train/cls_loss`` for v8 and the augment reading).
     """
     from alignrank.nn.model import build_model
     from alignrank.tracking.names import ALIASES

@@ -72,7 +72,7 @@ def test_worker_script_rebuilds_the_parents_trainer(tiny_params, tmp_path, varia
     want = _fingerprint(parent)
     assert {k: built[k] for k in want} == want  # same weights at the same seed, same criterion and loss params
     assert built["loss_params"]["lambda_rank"] == 0.7 and built["variant"] == variant
-    assert built["criterion"] == ("DualAssignmentLoss" if variant.endswith("_e2e") else "AlignRankLoss")
+    assert built["criterion"] == ("DualAssignmentLoss" if variant.endswith("_e2e") else "AugmentedRCQLoss")
     for k in ("lr0", "mosaic", "epochs", "batch", "imgsz", "nbs", "seed", "data"):
         assert built["args"][k] == getattr(parent.args, k), k
     assert built["callbacks"]["on_train_epoch_end"] >= 1  # the shipped hook (and ultralytics' defaults)

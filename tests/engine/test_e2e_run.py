@@ -26,13 +26,13 @@ def e2e_run(tiny_data, tmp_path_factory):
 def test_one_epoch_trains_both_branches(e2e_run):
     p, _, run, trainer = e2e_run
     assert type(trainer.model.model[-1]) is CSDDetect and has_one2one(trainer.model)
-    assert {"o2o_box_loss", "o2o_cal_loss", "o2o_list_loss", "o2o_rank_loss", "o2o_dfl_loss"} <= set(trainer.loss_names)
+    assert {"o2o_box_loss", "o2o_cls_loss", "o2o_list_loss", "o2o_rank_loss", "o2o_dfl_loss"} <= set(trainer.loss_names)
     import csv
 
     rows = list(csv.DictReader((run / "results.csv").open()))
     o2o = {k.strip(): float(v) for k, v in rows[-1].items() if "o2o_" in k}
-    assert {f"{s}/o2o_{n}" for s in ("train", "val") for n in ("box_loss", "cal_loss", "dfl_loss")} <= set(o2o)
-    assert all(math.isfinite(v) for v in o2o.values()) and o2o["train/o2o_cal_loss"] > 0
+    assert {f"{s}/o2o_{n}" for s in ("train", "val") for n in ("box_loss", "cls_loss", "dfl_loss")} <= set(o2o)
+    assert all(math.isfinite(v) for v in o2o.values()) and o2o["train/o2o_cls_loss"] > 0
     assert "metrics/mAP50-95(B)" in trainer.metrics  # ultralytics' validation: the one-to-many branch with NMS
     assert (run / "weights" / "last.pt").is_file() and (run / "weights" / "best.pt").is_file()
 

@@ -18,8 +18,8 @@ from tests.loss.helpers import NC, make_batch
 
 RCQ_NAMES = ("box_loss", "cal_loss", "list_loss", "rank_loss", "dfl_loss")
 AUGMENT_NAMES = ("box_loss", "cls_loss", "list_loss", "rank_loss", "dfl_loss")
-ITEM_NAMES = {"rcq": RCQ_NAMES, "rcq_augment": AUGMENT_NAMES}  # v8: stock names
-RCQ_LOSSES = ("rcq", "rcq_augment")
+ITEM_NAMES = {"rcq_replace": RCQ_NAMES, "rcq_augment": AUGMENT_NAMES}  # v8: stock names
+RCQ_LOSSES = ("rcq_replace", "rcq_augment")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_v8_builder_switches_on_assigner_and_iou(model):
     assert type(LOSSES["v8"](model, LossParams())) is v8DetectionLoss
     assert type(LOSSES["v8"](model, LossParams(iou_loss="siou"))) is AssignedDetectionLoss
     assert type(LOSSES["v8"](model, LossParams(assigner="simota"))) is AssignedDetectionLoss
-    assert type(LOSSES["rcq"](model, LossParams())) is AlignRankLoss
+    assert type(LOSSES["rcq_replace"](model, LossParams())) is AlignRankLoss
     assert type(LOSSES["rcq_augment"](model, LossParams())) is AugmentedRCQLoss
     # loss.rcq_assigner is the RCQ criteria's: the baseline stays stock YOLOv8 (TAL)
     assert type(LOSSES["v8"](model, LossParams(rcq_assigner="simota"))) is v8DetectionLoss

@@ -72,9 +72,9 @@ def test_one2one_assignment_is_consistent_top1_tal(model):
 
 
 def test_rcq_on_one2one_branch_list_and_rank_vanish_with_one_positive():
-    """rcq_e2e (o2o_loss same): with top-1, L_list and L_rank are exactly 0 on the one-to-one branch (a group of one),
+    """rcq_replace_e2e (o2o_loss same): with top-1, L_list and L_rank are exactly 0 on the one-to-one branch (a group of one),
     L_cal is not; on the one-to-many branch all three act."""
-    m = build_model("rcq_e2e", scale="n", nc=NC)
+    m = build_model("rcq_replace_e2e", scale="n", nc=NC)
     ensure_loss_args(m, LossParams())
     crit = m.init_criterion()
     assert crit.loss_names == ("box_loss", "cal_loss", "list_loss", "rank_loss", "dfl_loss", "o2o_box_loss",
@@ -85,7 +85,7 @@ def test_rcq_on_one2one_branch_list_and_rank_vanish_with_one_positive():
     assert items["list_loss"] > 0 and items["rank_loss"] > 0 and torch.isfinite(loss).all()
     grads = torch.autograd.grad(loss.sum(), [preds["one2one"]["scores"]])[0]
     assert torch.isfinite(grads).all() and grads.abs().sum() > 0
-    with_topk3 = build_dual_loss(m, LossParams(o2o_topk=3), "rcq")  # more than one positive: the group terms return
+    with_topk3 = build_dual_loss(m, LossParams(o2o_topk=3), "rcq_replace")  # more than one positive: the group terms return
     assert with_topk3(preds, batch)[1]["o2o_list_loss"] > 0
 
 
@@ -94,7 +94,7 @@ def test_o2o_loss_readings():
     one-to-one classification term is the same under both readings (the group terms vanish)."""
     m = build_model("rcq_e2e", scale="n", nc=NC)
     ensure_loss_args(m, LossParams())
-    stock = build_dual_loss(m, LossParams(o2o_loss="v8"), "rcq")
+    stock = build_dual_loss(m, LossParams(o2o_loss="v8"), "rcq_replace")
     assert type(stock.one2one) is v8DetectionLoss and stock.loss_names[5:] == ("o2o_box_loss", "o2o_cls_loss",
                                                                                "o2o_dfl_loss")
     preds, batch = init_e2e_outputs(m)

@@ -46,10 +46,10 @@ def test_table_from_records(ladder, spec, monkeypatch):
         return {"seed": seed, "commit": "abc", "code": "def", "summary": {"metrics": {"map50_95": v}},
                 "curve": {"epoch": [last], "map50_95": [v], "map50": [2 * v]}}
 
-    records = {"stock": [rec(0, 0.2), rec(1, 0.3)], "rcq": [rec(0, 0.1)]}
+    records = {"stock": [rec(0, 0.2), rec(1, 0.3)], "replace": [rec(0, 0.1)]}
     text = ladder.table(spec, records, REPO / "benchmarks" / "ladder_rcq.yaml")
     assert "GENERATED" in text and "| stock | baseline | – | 0,1 | 0.250 ± 0.071 |" in text
-    assert "| rcq | rcq |" in text and "0.100" in text
+    assert "| replace | rcq_replace |" in text and "0.100" in text
     assert text.count("\n| ") == len(spec["rungs"]) + 1  # header + one row per rung
 
 

@@ -1,4 +1,4 @@
-"""A 1-epoch ``rcq`` training run on the tiny synthetic data: RCQ loss items in the log and results.csv."""
+"""A 1-epoch ``rcq_replace`` (eq. 8) training run on the tiny synthetic data: RCQ loss items in the log and results.csv."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from alignrank.engine.trainer import AlignRankTrainer, ultralytics_overrides
 
 
 def test_rcq_one_epoch_logs_loss_items(tiny_params, tiny_data, tmp_path):
-    params = with_overrides(tiny_params, {"train.variant": "rcq", "loss.beta": 0.5})
+    params = with_overrides(tiny_params, {"train.variant": "rcq_replace", "loss.beta": 0.5})
     save_dir = tmp_path / "run"
     overrides = ultralytics_overrides(params, data=tiny_data / "dataset.yaml", save_dir=save_dir)
     trainer = AlignRankTrainer(params, overrides)

@@ -17,7 +17,7 @@ def test_description_and_dataset_input_of_a_real_run_key(tiny_params, tiny_data)
     describe_run(t, p, key)
     text = t.tags[DESCRIPTION_TAG]
     assert text.startswith("**full**, seed 3: CSD-Head + RCQ-Loss")
-    assert "head `csd` (baseline `detect`), loss `rcq` (baseline `v8`)" in text
+    assert "head `csd` (baseline `detect`), loss `rcq_augment` (baseline `v8`)" in text
     assert "`loss.lambda_rank` = 2.0 (default 1.0)" in text
     nd = non_default_reads(key)
     assert nd["loss.lambda_rank"] == (2.0, 1.0) and "model.scale" not in nd  # tiny params: scale n = default

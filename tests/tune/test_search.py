@@ -1,4 +1,4 @@
-"""End-to-end tiny searches on CPU (variant ``full``: CSD head + RCQ loss, 16 images at 128 px, 2 epochs).
+"""End-to-end tiny searches on CPU (variant ``full_replace``: CSD head + RCQ loss as eq. 8, 16 images at 128 px, 2 epochs).
 
 The tiny runs' mAP is 0 for every trial after 2 epochs (a tie ASHA cannot split), so the searches here
 optimise a metric that does depend on the sampled settings: ``train/cal_loss`` (mode min).
@@ -21,7 +21,7 @@ from alignrank.tune.trial import read_events
 from tests.conftest import REPO, set_args, tiny_overrides
 
 SEARCH = {
-    "tune.variant": "full", "tune.num_samples": 4, "tune.epochs": 2, "tune.max_concurrent": 2,
+    "tune.variant": "full_replace", "tune.num_samples": 4, "tune.epochs": 2, "tune.max_concurrent": 2,
     "tune.metric": "train/cal_loss", "tune.mode": "min", "ray.num_cpus": 2, "ray.cpus_per_run": 1.0,
 }
 
@@ -47,7 +47,7 @@ def test_search_asha_mlflow_best(tiny_params, tmp_path, monkeypatch):
 
     p = with_overrides(tiny_params, {**SEARCH, "tune.scheduler": "asha", "tune.grace_period": 1,
                                      "tune.reduction_factor": 100.0, "tune.max_failures": 1})
-    monkeypatch.setenv("ALIGNRANK_FAULT", "kill:full-s0:1")  # every run's worker dies once, after epoch 1
+    monkeypatch.setenv("ALIGNRANK_FAULT", "kill:full_replace-s0:1")  # every run's worker dies once, after epoch 1
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the embedded store under tmp_path
     s = run_tune(p)
     exp_dir = Path(s["experiment_dir"])
@@ -94,7 +94,7 @@ def test_search_asha_mlflow_best(tiny_params, tmp_path, monkeypatch):
     for tid, run in trials.items():
         for k in space:
             assert float(run.data.params[k]) == pytest.approx(sampled[tid][k], rel=1e-12)
-        assert run.data.params["train.variant"] == "full" and run.data.params["train.epochs"] == "2"
+        assert run.data.params["train.variant"] == "full_replace" and run.data.params["train.epochs"] == "2"
         hist = client.get_metric_history(run.info.run_id, "train/cal_loss")
         assert sorted(m.step for m in hist) == [r["epoch"] for r in results[tid]]
         want = ("FINISHED", "completed") if tid in s["completed"] else ("KILLED", "stopped_early")
@@ -176,7 +176,7 @@ def test_interrupt_and_resume(tiny_params, tmp_path, monkeypatch):
     try:
         deadline = time.time() + 400
         while time.time() < deadline and proc.poll() is None:  # until 1 trial finished and a later one
-            exp_dirs = list((tmp_path / "outputs" / "tune").glob("full-*"))  # is into its 2nd epoch
+            exp_dirs = list((tmp_path / "outputs" / "tune").glob("full_replace-*"))  # is into its 2nd epoch
             if exp_dirs and _finished(exp_dirs[0]) and _midway(exp_dirs[0], later=True):
                 break
             time.sleep(0.2)
@@ -235,7 +235,7 @@ def test_seeds_are_trained_apart_and_reported_as_their_mean(tiny_params, tmp_pat
     (tid,) = s["completed"]
     (result,) = _trial_results(exp_dir)[tid]
     seeds = {}
-    for f in (exp_dir / "runs" / tid).glob("full-s*/status.json"):
+    for f in (exp_dir / "runs" / tid).glob("full_replace-s*/status.json"):
         seeds[f.parent.name.split("-")[1]] = json.loads(f.read_text())["metrics"]
     assert set(seeds) == {"s0", "s1"} and seeds["s0"]["train/cal_loss"] != seeds["s1"]["train/cal_loss"]
     for k in ("train/cal_loss", "train/box_loss", "val/map50_95"):
