@@ -100,6 +100,9 @@ class CSDDetect(Detect):
         bcdm_mode: Reading of eq. 2 (``model.bcdm_mode``): ``two_pass`` or ``one_pass`` (see :mod:`~alignrank.nn.bcdm`).
         dyn_init: Base-kernel initialisation (``model.dyn_init``): ``shared`` or ``independent``
             (see :mod:`~alignrank.nn.dynconv`).
+        biased: Biases on the re-entry 1x1s, the router MLPs and the offset predictors, the ring pattern then
+            the offset convs' bias (``model.csd_biased``): the head before the warm-up fix (see
+            :meth:`reset_parameters_after_init`), kept as a diagnostic; off by default.
 
     Examples:
         >>> head = CSDDetect(nc=4, ch=(16, 32, 64))
@@ -132,15 +135,16 @@ class CSDDetect(Detect):
         side_stream: bool = True,
         bcdm_mode: str = "two_pass",
         dyn_init: str = "shared",
+        biased: bool = False,
     ) -> None:
         super().__init__(nc, reg_max, False, tuple(ch))  # the one-to-one copies are made last, below
         c = width or max(32, ch[0] // 4)
         self.csd = self.bcdm = self.expand = None
         if side_stream:
-            self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range)
+            self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range, bias=biased)
             self.bcdm = BCDM(c, reduction=reduction, nl=self.nl, mode=bcdm_mode)
-            self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1, bias=False) for x in ch)  # see reset_parameters_after_init
-        self.router = nn.ModuleList(KernelRouter(x, hidden, kernels, outputs=2) for x in ch)
+            self.expand = nn.ModuleList(nn.Conv2d(self.bcdm.cb, x, 1, bias=biased) for x in ch)  # see reset_parameters_after_init
+        self.router = nn.ModuleList(KernelRouter(x, hidden, kernels, outputs=2, bias=biased) for x in ch)
         if light_cls:  # class branch middle layer: dense 3x3 -> dw 3x3 + 1x1 (as the baseline_slim control)
             slim_class_branch(self.cv3)
         for branch in (*self.cv2, *self.cv3):  # prediction convs -> dynamic convs
@@ -173,6 +177,8 @@ class CSDDetect(Detect):
             return
         for e in self.expand:
             nn.init.zeros_(e.weight)
+            if e.bias is not None:
+                nn.init.zeros_(e.bias)
         self.csd.reset_offsets()
 
     def level_strides(self) -> list[float]:
@@ -234,7 +240,8 @@ def build_csd(detect: Detect, params) -> CSDDetect:
     Args:
         detect: The stock ``Detect`` built from the YOLOv8 YAML.
         params: ``ModelParams`` (``csd_points``, ``csd_offset_range``, ``bcdm_reduction``, ``dyn_kernels``,
-            ``dyn_hidden``, ``csd_width``, ``csd_light_cls``, ``csd_side_stream``, ``bcdm_mode``, ``dyn_init``).
+            ``dyn_hidden``, ``csd_width``, ``csd_light_cls``, ``csd_side_stream``, ``bcdm_mode``, ``dyn_init``,
+            ``csd_biased``).
 
     Returns:
         The new head (strides copied; ``AlignRankModel`` recomputes them and calls ``bias_init``).
@@ -256,6 +263,7 @@ def build_csd(detect: Detect, params) -> CSDDetect:
         side_stream=params.csd_side_stream,
         bcdm_mode=params.bcdm_mode,
         dyn_init=params.dyn_init,
+        biased=params.csd_biased,
     )
     stock, mine = type(detect.cv3[0][0]).__name__, type(head.cv3[0][0]).__name__
     if stock != mine:  # Detect.legacy is a class flag set by parse_model; both heads must read the same one

@@ -184,7 +184,8 @@ class CrossScaleSampler(nn.Module):
         sources: Source levels of each level.
     """
 
-    def __init__(self, ch: Sequence[int], c: int, points: int = 4, offset_range: float = 4.0, ring: float = 1.0) -> None:
+    def __init__(self, ch: Sequence[int], c: int, points: int = 4, offset_range: float = 4.0, ring: float = 1.0,
+                 bias: bool = False) -> None:
         super().__init__()
         nl = len(ch)
         self.c, self.points, self.offset_range = c, points, float(offset_range)
@@ -193,19 +194,28 @@ class CrossScaleSampler(nn.Module):
         self.sources = [tuple(j for j in (i - 1, i, i + 1) if 0 <= j < nl) for i in range(nl)]
         self.proj = nn.ModuleList(Conv(x, c, 1) for x in ch)
         self.pred = nn.ModuleList(
-            nn.Sequential(Conv(c, c, 3, g=c, act=False), nn.Conv2d(c, 3 * points * len(src), 1, bias=False))
+            nn.Sequential(Conv(c, c, 3, g=c, act=False), nn.Conv2d(c, 3 * points * len(src), 1, bias=bias))
             for src in self.sources
         )
         self.register_buffer("ring_raw", torch.zeros(points, 2))
         self.reset_offsets()
 
     def reset_offsets(self) -> None:
-        """Zero-weight offset convs: the ring pattern in every source, uniform point weights."""
+        """Zero-weight offset convs: the ring pattern in every source, uniform point weights.
+
+        With biased offset convs (``bias=True``, the diagnostic form) the ring is their bias, as before the
+        constant buffer, and the buffer stays zero.
+        """
         r = self.offset_range
+        raw = r * torch.atanh(ring_offsets(self.points, self.ring) / r)  # (K, 2): R tanh(raw / R) = ring
         with torch.no_grad():
-            self.ring_raw.copy_(r * torch.atanh(ring_offsets(self.points, self.ring) / r))  # (K, 2): R tanh(raw/R) = ring
-        for head in self.pred:
-            nn.init.zeros_(head[-1].weight)
+            for head, src in zip(self.pred, self.sources):
+                last = head[-1]
+                nn.init.zeros_(last.weight)
+                if last.bias is not None:
+                    last.bias.zero_()
+                    last.bias[: 2 * self.points * len(src)] = raw.flatten().repeat(len(src))  # (S*K*2,) ordered (s, k, xy)
+            self.ring_raw.copy_(torch.zeros_like(raw) if self.pred[0][-1].bias is not None else raw)
 
     def forward(self, x: Sequence[torch.Tensor], strides: Sequence[float]) -> list[torch.Tensor]:
         """Sample every level from its neighbours.

@@ -47,6 +47,8 @@ class KernelRouter(nn.Module):
         hidden: Hidden width of the MLP (``model.dyn_hidden``).
         kernels: Number ``M`` of base kernels per dynamic conv (``model.dyn_kernels``).
         outputs: Number of dynamic convs driven (e.g. 2: classification and regression).
+        bias: Biases in the MLP (``model.csd_biased``; off by default, see above; on = the head before that fix,
+            a diagnostic).
 
     Examples:
         >>> a_cls, a_reg = KernelRouter(64, 16, 4, outputs=2)(torch.randn(3, 64, 8, 8))
@@ -54,12 +56,12 @@ class KernelRouter(nn.Module):
         True
     """
 
-    def __init__(self, c1: int, hidden: int, kernels: int, outputs: int = 2) -> None:
+    def __init__(self, c1: int, hidden: int, kernels: int, outputs: int = 2, bias: bool = False) -> None:
         super().__init__()
         self.kernels, self.outputs = kernels, outputs
-        self.fc1 = nn.Linear(c1, hidden, bias=False)
+        self.fc1 = nn.Linear(c1, hidden, bias=bias)
         self.act = nn.SiLU()
-        self.fc2 = nn.Linear(hidden, kernels * outputs, bias=False)
+        self.fc2 = nn.Linear(hidden, kernels * outputs, bias=bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Return ``outputs`` tensors of mixing weights, each (B, M) summing to 1."""

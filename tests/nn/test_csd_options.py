@@ -227,15 +227,22 @@ def test_warmup_keeps_the_stock_start():
     assert shift < 0.05 and alpha < 0.35, (shift, alpha)  # M = 4: uniform alpha is 0.25
 
     torch.manual_seed(0)
-    old = _model({}).train()
-    head = old.model[-1]
-    with torch.no_grad():  # the old layers: biased zero-initialised re-entry, biased router MLP
-        head.expand = torch.nn.ModuleList(torch.nn.Conv2d(e.in_channels, e.out_channels, 1) for e in head.expand)
-        for e in head.expand:
-            e.weight.zero_()
-            e.bias.zero_()
-        for r in head.router:
-            r.fc2 = torch.nn.Linear(r.fc2.in_features, r.fc2.out_features)
+    old = _model({"csd_biased": True}).train()  # the old layers: biased re-entry, router MLP, offset conv
     _warmup_steps(old, batch, 5)
     shift_old, alpha_old = _reentry_shift_and_alpha(old, batch["img"])
     assert shift_old > 10 * shift and shift_old > 0.2, (shift_old, shift)
+
+
+def test_biased_diagnostic_is_the_head_before_the_warmup_fix():
+    """model.csd_biased: biases on the re-entry (zero), the router MLP and the offset predictor, whose bias then
+    holds the ring pattern (the buffer stays zero); the default has none of them. Same initial offsets."""
+    h, plain = _model({"csd_biased": True}).model[-1], _model({}).model[-1]
+    assert all(e.bias is not None and not e.bias.any() for e in h.expand)
+    assert all(r.fc1.bias is not None and r.fc2.bias is not None for r in h.router)
+    assert all(e.bias is None for e in plain.expand) and all(r.fc1.bias is None and r.fc2.bias is None for r in plain.router)
+    assert all(p[-1].bias is None for p in plain.csd.pred) and not h.csd.ring_raw.any() and plain.csd.ring_raw.any()
+    for pred, src in zip(h.csd.pred, h.csd.sources):
+        k2 = 2 * h.csd.points * len(src)
+        ring = pred[-1].bias[:k2].detach().view(len(src), h.csd.points, 2)  # (S, K, xy)
+        torch.testing.assert_close(ring, plain.csd.ring_raw.expand(len(src), -1, -1))
+        assert not pred[-1].bias[k2:].any()  # point-weight logits: uniform
