@@ -1,5 +1,7 @@
 # Set-up is automatic: every target (re)creates .venv from pyproject.toml + constraints.txt when they change.
 PY ?= python3
+# pytest-xdist workers of `make test` (a test file's tests stay on one worker: --dist loadfile)
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.alignrank-installed
@@ -20,7 +22,7 @@ repro: $(STAMP)  ## run the pipeline (dvc repro) on the embedded default
 
 test: $(STAMP)  ## lint the whole tree, then run the test suite (excludes tests marked long)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-long: $(STAMP)  ## run only the long tests
 	$(BIN)/python -m pytest -m long
