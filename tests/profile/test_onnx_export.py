@@ -73,10 +73,12 @@ def test_baseline_exports_with_dynamic_batch(tmp_path):
     assert onnx_max_abs_diff(m, path, imgsz=64, batch=2) <= 1e-4
 
 
-def _same_detections(out: np.ndarray, want: np.ndarray, score_tol: float = 1e-3, box_tol: float = 0.1) -> None:
+def _same_detections(out: np.ndarray, want: np.ndarray, score_tol: float = 1e-3, box_tol: float = 0.5) -> None:
     """Every (B, k, 6) detection of ``out`` is one of ``want`` (same class, score and box within tolerance), and
     back. The export folds BatchNorm and the reference is unfused (score differences of 2e-4 seen), so two
-    near-tied scores may swap places, and a detection tied with the k-th score may be in one top-k only."""
+    near-tied scores may swap places, and a detection tied with the k-th score may be in one top-k only. Boxes:
+    a DFL distance is a softmax-weighted bin index times the stride, so a 4e-3 bin rounding difference is 0.13 px
+    at stride 32 (seen); 0.5 px on a 96 x 128 image still fails any wrong box, anchor or level."""
     for o, w in zip(out, want):  # (k, 6) per image
         kth = min(o[-1, 4], w[-1, 4]) + score_tol  # above this, a detection must be in both lists
         for a, b in ((o, w), (w, o)):
