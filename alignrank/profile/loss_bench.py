@@ -12,9 +12,9 @@ tensors with ``requires_grad``, ``feats`` of the right shapes, random GT boxes o
   (same weights) at ``profile.train_batch`` x ``profile.train_imgsz`` with scale ``model.scale``;
   target ratio <= 1.05.
 
-The loss cases time RCQ-Loss in its replace reading (eq. 8, loss ``rcq_replace``: L_cal's focal BCE does the
-work of the augment reading's stock BCE and more, the group terms are the same), the ``train_step`` case the
-``rcq`` variant (augment reading). Both losses get the same ``loss`` params (so with a non-default assigner the baseline is the v8 loss with
+Every case times RCQ-Loss in its replace reading (eq. 8, loss ``rcq_replace``, variant ``rcq_replace`` in the
+``train_step`` case), labelled ``rcq``: L_cal's focal BCE does the work of the augment reading's stock BCE and
+more, and the group terms are the same, so it bounds the cost of both readings. Both losses get the same ``loss`` params (so with a non-default assigner the baseline is the v8 loss with
 that assigner). Runs on ``train.device`` with ``train.threads`` CPU threads. Each timing records wall-clock
 and process CPU time; ``ratio`` / ``ok`` use the wall-clock medians, ``cpu_ratio`` / ``cpu_ok`` the CPU-time
 medians, which are far less disturbed by other processes on a shared CPU (with one thread they measure
@@ -202,7 +202,7 @@ def _rss_child(loss_name: str, loss_params, case: dict, queue) -> None:
 
 
     setup_offline()  # offline env first
-    import alignrank.loss.criterion  # noqa: F401  (registers "rcq")
+    import alignrank.loss.criterion  # noqa: F401  (registers "rcq_replace")
     from alignrank.loss.registry import LOSSES
     from alignrank.nn.model import build_model
 
@@ -235,17 +235,17 @@ def _rss_peaks(loss_params, case: dict) -> dict[str, int]:
 
 
 def _train_step_ratio(params: Params, repeats: int, warmup: int, device: str, nc: int) -> dict[str, Any]:
-    """One training step (forward + loss + backward) of rcq vs baseline models with identical weights."""
+    """One training step (forward + loss + backward) of rcq_replace vs baseline models with identical weights."""
     from alignrank.loss.v8 import ensure_loss_args
     from alignrank.nn.model import build_model
 
     pp = params.profile
     b, s = pp.train_batch, pp.train_imgsz
     models = {}
-    for v in ("baseline", "rcq"):
-        m = build_model(v, scale=params.model.scale, nc=nc, model_params=params.model, loss_params=params.loss)
+    for key, variant in (("baseline", "baseline"), ("rcq", "rcq_replace")):
+        m = build_model(variant, scale=params.model.scale, nc=nc, model_params=params.model, loss_params=params.loss)
         ensure_loss_args(m, params.loss)
-        models[v] = m.to(device).train()
+        models[key] = m.to(device).train()
     models["rcq"].load_state_dict(models["baseline"].state_dict())
     gen = torch.Generator().manual_seed(0)
     _, targets = synth_case(batch=b, imgsz=s, nc=nc, gts=[7] * b, device=device)
@@ -318,7 +318,7 @@ def run_loss_benchmark(
     Returns:
         The figures (also written to ``json_out``).
     """
-    import alignrank.loss.criterion  # noqa: F401  (registers "rcq")
+    import alignrank.loss.criterion  # noqa: F401  (registers "rcq_replace")
     from alignrank.loss.registry import LOSSES
     from alignrank.loss.v8 import ensure_loss_args
     from alignrank.nn.model import build_model
