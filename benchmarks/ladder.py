@@ -60,6 +60,11 @@ def load_ladder(path: Path) -> dict[str, Any]:
     return spec
 
 
+def rung_seeds(spec: dict[str, Any], rung: dict[str, Any]) -> list[int]:
+    """The rung's seeds (its own ``seeds:``, else the ladder's)."""
+    return list(rung.get("seeds", spec["seeds"]))
+
+
 def sets(mapping: dict[str, Any], prefix: str = "") -> list[str]:
     """``--set key=value`` arguments (non-strings as JSON, which the CLI reads as YAML: lists, bools survive)."""
     out = []
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("ladder", type=Path, help="ladder YAML file")
     ap.add_argument("--table", action="store_true", help="only rewrite the table from the stored results")
     ap.add_argument("--rungs", default="", help="comma-separated rung names (default: all)")
-    ap.add_argument("--seeds", default="", help="comma-separated seeds (default: the ladder's)")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds (default: each rung's own, else the ladder's)")
     ap.add_argument("--jobs", type=int, default=0, help="concurrent runs (default: the ladder's)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: the ladder's out:)")
     args = ap.parse_args(argv)
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_ladder(ladder_path)
     out = (args.out or ROOT / spec["out"]).resolve()
     results = out / "results"
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(spec["seeds"])
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None  # None: each rung's own
     chosen = set(args.rungs.split(",")) if args.rungs else {r["name"] for r in spec["rungs"]}
     unknown = chosen - {r["name"] for r in spec["rungs"]}
     if unknown:
@@ -284,13 +289,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.table:
         build_data(spec, out)
-        todo = [(r, s) for s in seeds for r in spec["rungs"] if r["name"] in chosen and not result_path(r, s).is_file()]
+        order = sorted({s for r in spec["rungs"] for s in rung_seeds(spec, r)})
+        todo = [(r, s) for s in (seeds or order) for r in spec["rungs"] if r["name"] in chosen
+                and (seeds or s in rung_seeds(spec, r)) and not result_path(r, s).is_file()]
         print(f"{len(todo)} run(s) to train, {args.jobs or spec['jobs']} at a time", flush=True)
         with ThreadPoolExecutor(max_workers=args.jobs or spec["jobs"]) as pool:
             list(pool.map(lambda rs: train_one(spec, out, rs[0], rs[1], result_path(*rs)), todo))
     records: dict[str, list[dict[str, Any]]] = {}
     for rung in spec["rungs"]:
-        for seed in spec["seeds"]:
+        for seed in rung_seeds(spec, rung):
             rec = read_json(result_path(rung, seed))
             if rec:
                 records.setdefault(rung["name"], []).append(rec)
