@@ -99,6 +99,7 @@ class ModelParams:
     csd_light_cls: bool = param(False, help="CSD: slim class branch (middle conv depthwise-separable; control variant: baseline_slim)")
     csd_side_stream: bool = param(True, help="CSD: sampler (eq. 1) + BCDM (eq. 2) side stream; false = dynamic prediction convs only")
     csd_biased: bool = param(False, help="CSD diagnostic: biases on the re-entry 1x1, router MLP and offset predictor (the head before the warm-up fix)")
+    csd_side_detach: bool = param(False, help="CSD diagnostic: the side stream reads the levels detached (its gradient does not reach the neck)")
     bcdm_mode: Literal["two_pass", "one_pass"] = param(
         "two_pass", help="BCDM: eq. 2 reading: two_pass (top-down then bottom-up, recursive) | one_pass (parallel)"
     )

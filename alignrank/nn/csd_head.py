@@ -103,6 +103,9 @@ class CSDDetect(Detect):
         biased: Biases on the re-entry 1x1s, the router MLPs and the offset predictors, the ring pattern then
             the offset convs' bias (``model.csd_biased``): the head before the warm-up fix (see
             :meth:`reset_parameters_after_init`), kept as a diagnostic; off by default.
+        side_detach: The side stream reads the levels detached (``model.csd_side_detach``): it still feeds the
+            branches through the re-entry, but its gradient no longer reaches the neck and backbone, which then
+            train on the branches' gradient alone (a diagnostic; off by default: the paper trains end to end).
 
     Examples:
         >>> head = CSDDetect(nc=4, ch=(16, 32, 64))
@@ -136,10 +139,12 @@ class CSDDetect(Detect):
         bcdm_mode: str = "two_pass",
         dyn_init: str = "shared",
         biased: bool = False,
+        side_detach: bool = False,
     ) -> None:
         super().__init__(nc, reg_max, False, tuple(ch))  # the one-to-one copies are made last, below
         c = width or max(32, ch[0] // 4)
         self.csd = self.bcdm = self.expand = None
+        self.side_detach = side_detach
         if side_stream:
             self.csd = CrossScaleSampler(ch, c, points=points, offset_range=offset_range, bias=biased)
             self.bcdm = BCDM(c, reduction=reduction, nl=self.nl, mode=bcdm_mode)
@@ -190,7 +195,8 @@ class CSDDetect(Detect):
         """Eq. 1 + eq. 2 + re-entry: per level (B, C_l, H_l, W_l) -> same shapes (``x`` itself without side stream)."""
         if self.csd is None:
             return list(x)
-        u = self.csd(x, self.level_strides())  # per level (B, c, H, W)
+        src = [xi.detach() for xi in x] if self.side_detach else x  # detached: no gradient into the neck from here
+        u = self.csd(src, self.level_strides())  # per level (B, c, H, W)
         v = self.bcdm(u)  # per level (B, cb, H, W)
         return [xi + e(vi) for xi, e, vi in zip(x, self.expand, v)]  # per level (B, C_l, H, W)
 
@@ -241,7 +247,7 @@ def build_csd(detect: Detect, params) -> CSDDetect:
         detect: The stock ``Detect`` built from the YOLOv8 YAML.
         params: ``ModelParams`` (``csd_points``, ``csd_offset_range``, ``bcdm_reduction``, ``dyn_kernels``,
             ``dyn_hidden``, ``csd_width``, ``csd_light_cls``, ``csd_side_stream``, ``bcdm_mode``, ``dyn_init``,
-            ``csd_biased``).
+            ``csd_biased``, ``csd_side_detach``).
 
     Returns:
         The new head (strides copied; ``AlignRankModel`` recomputes them and calls ``bias_init``).
@@ -264,6 +270,7 @@ def build_csd(detect: Detect, params) -> CSDDetect:
         bcdm_mode=params.bcdm_mode,
         dyn_init=params.dyn_init,
         biased=params.csd_biased,
+        side_detach=params.csd_side_detach,
     )
     stock, mine = type(detect.cv3[0][0]).__name__, type(head.cv3[0][0]).__name__
     if stock != mine:  # Detect.legacy is a class flag set by parse_model; both heads must read the same one

@@ -27,6 +27,8 @@ OPTIONS = {  # name -> model params changed from the defaults (the default = the
     "slim_cls": {"csd_light_cls": True},
     "m1": {"dyn_kernels": 1},
     "narrow": {"csd_width": 16, "csd_points": 2},
+    "side_detach": {"csd_side_detach": True},
+    "biased": {"csd_biased": True},
 }
 
 
@@ -246,3 +248,21 @@ def test_biased_diagnostic_is_the_head_before_the_warmup_fix():
         ring = pred[-1].bias[:k2].detach().view(len(src), h.csd.points, 2)  # (S, K, xy)
         torch.testing.assert_close(ring, plain.csd.ring_raw.expand(len(src), -1, -1))
         assert not pred[-1].bias[k2:].any()  # point-weight logits: uniform
+
+
+def test_side_detach_stops_only_the_side_streams_gradient_into_the_levels():
+    """model.csd_side_detach: same outputs; the levels' gradient is the branches' path alone (the identity of
+    the re-entry), while the side stream itself still trains; without it the side stream adds its own."""
+    grads = {}
+    for detach in (False, True):
+        torch.manual_seed(0)
+        head = _model({"csd_side_detach": detach}).model[-1].train()
+        _perturb(head)  # a non-zero re-entry, else no gradient flows through the side stream at all
+        x = [torch.randn(2, c, s, s, requires_grad=True) for c, s in zip([e.out_channels for e in head.expand], (8, 4, 2))]
+        out = head.refine(x)
+        sum(o.sum() for o in out).backward()
+        grads[detach] = [xi.grad for xi in x]
+        assert head.csd.proj[0].conv.weight.grad.abs().sum() > 0  # the side stream trains either way
+    for g in grads[True]:
+        torch.testing.assert_close(g, torch.ones_like(g))  # d(sum x~)/dx through the identity only
+    assert any((g - 1).abs().max() > 1e-3 for g in grads[False])  # the side stream's own gradient into x
