@@ -96,7 +96,12 @@ def ort_session(path: str | Path, threads: int = 1):
 def onnx_max_abs_diff(
     model: torch.nn.Module, path: str | Path, imgsz: int | tuple[int, int] = 640, seed: int = 0, batch: int = 1
 ) -> float:
-    """Max abs difference between ONNX Runtime's and PyTorch's outputs on a random batch of ``batch`` images."""
+    """Max abs difference between ONNX Runtime's and PyTorch's outputs on a random batch of ``batch`` images.
+
+    The decoded ``(B, 4 + nc, anchors)`` output of a model with NMS is compared position by position. The
+    ``(B, k, 6)`` top-k detections of an NMS-free model are compared as sets of rows per image
+    (:func:`detections_distance`): two near-tied scores may come out of ``TopK`` in either order.
+    """
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, 3, *_size(imgsz), generator=g)
     with torch.no_grad():
@@ -104,4 +109,21 @@ def onnx_max_abs_diff(
     out = ort_session(path).run(None, {"images": x.numpy()})[0]
     if out.shape != tuple(ref.shape):
         raise ValueError(f"{path}: ONNX Runtime output shape {out.shape} != PyTorch's {tuple(ref.shape)}")
+    if getattr(model.model[-1], "one2one_cv2", None) is not None:  # NMS-free: top-k rows, order not defined
+        return max(detections_distance(a, b) for a, b in zip(out, ref.numpy()))
     return float(np.abs(out - ref.numpy()).max())
+
+
+def detections_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Order-free distance of two detection lists ``(k, 6)``: the largest gap from any row of one list to its
+    nearest row of the other (max abs difference over the row's values), both ways.
+
+    Examples:
+        >>> a = np.array([[0, 0, 4, 4, 0.9, 1], [1, 1, 5, 5, 0.9, 2]], dtype=np.float32)
+        >>> detections_distance(a, a[::-1])  # the same detections in another order
+        0.0
+        >>> round(detections_distance(a, a + [0, 0, 0, 0.5, 0, 0]), 3)
+        0.5
+    """
+    d = np.abs(a[:, None, :] - b[None, :, :]).max(-1)  # (k, k): row-to-row max abs difference
+    return float(max(d.min(1).max(), d.min(0).max()))
