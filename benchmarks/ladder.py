@@ -258,8 +258,15 @@ def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder
     lines += ["", "Rungs:", ""]
     for rung in spec["rungs"]:
         lines.append(f"- **{rung['name']}**: {rung.get('description', '').strip()}")
-    commits = sorted({f"{r['commit']} (code {r.get('code', '?')})" for recs in records.values() for r in recs})
-    lines += ["", f"Trained at: {', '.join(commits) or '–'}.", ""]
+    every = [r for recs in records.values() for r in recs]
+    commits = sorted({f"{r['commit']} (code {r.get('code', '?')})" for r in every if "adopted_from" not in r})
+    adopted = sorted({r.get("code", "?") for r in every if "adopted_from" in r})
+    lines += ["", f"Trained at: {', '.join(commits) or '–'}."]
+    if adopted:
+        n = sum("adopted_from" in r for r in every)
+        lines += [f"Adopted (`benchmarks/ladder_adopt.py`, see docs/ladders.md): {n} run(s) of code "
+                  f"{', '.join(adopted)}."]
+    lines += [""]
     if spec.get("notes"):
         lines += [spec["notes"].strip(), ""]
     return "\n".join(lines)
