@@ -213,6 +213,26 @@ def at_epoch(curve: dict[str, list[float]], key: str, epoch: int) -> float:
     return math.nan
 
 
+def paired_delta(recs: list[dict[str, Any]], ref: list[dict[str, Any]], epoch: int) -> str:
+    """Mean difference to the reference rung over the seeds both have, with a 95 % paired t-interval.
+
+    Two seeds give an interval 6x wider than their spread (t with 1 degree of freedom): that width is the
+    honest uncertainty of a two-seed comparison, not a formatting choice.
+    """
+    from scipy import stats
+
+    base = {r["seed"]: at_epoch(r["curve"], "map50_95", epoch) for r in ref}
+    d = [at_epoch(r["curve"], "map50_95", epoch) - base[r["seed"]] for r in recs if r["seed"] in base]
+    d = [x for x in d if x == x]
+    if not d:
+        return "–"
+    m = statistics.mean(d)
+    if len(d) == 1:
+        return f"{m:+.3f} (n 1)"
+    half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
+    return f"{m:+.3f} [{m - half:+.3f}, {m + half:+.3f}] (n {len(d)})"
+
+
 def budget(spec: dict[str, Any]) -> str:
     """One line naming the data and training settings every rung shares."""
     p = resolved(spec, spec["rungs"][0], 0)
@@ -241,10 +261,14 @@ def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder
         "mAP50-95 (0-1) of that epoch's EMA weights, mean ± sd over seeds; `best` is the final validation of "
         "`best.pt` (the run's summary metric).",
         "",
+        f"`Δ vs {spec['rungs'][0]['name']}`: mean difference in mAP50-95 @{epochs} to the first rung over the seeds "
+        "both have, with its 95 % paired t-interval (seed-level noise only).",
+        "",
         "| rung | variant | settings | seeds | " + " | ".join(f"mAP50-95 @{e}" for e in marks)
-        + f" | mAP50 @{epochs} | best mAP50-95 | per seed @{epochs} |",
-        "|---|---|---|---|" + "---|" * len(marks) + "---|---|---|",
+        + f" | mAP50 @{epochs} | best mAP50-95 | per seed @{epochs} | Δ vs {spec['rungs'][0]['name']} |",
+        "|---|---|---|---|" + "---|" * len(marks) + "---|---|---|---|",
     ]
+    ref = records.get(spec["rungs"][0]["name"], [])
     for rung in spec["rungs"]:
         recs = records.get(rung["name"], [])
         settings = ", ".join(f"`{k}={v}`" for k, v in rung.get("set", {}).items()) or "–"
@@ -253,8 +277,9 @@ def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder
         m50 = mean_sd([at_epoch(r["curve"], "map50", epochs) for r in recs])
         best = mean_sd([r["summary"].get("metrics", {}).get("map50_95", math.nan) for r in recs])
         per_seed = ", ".join(f"{at_epoch(r['curve'], 'map50_95', epochs):.3f}" for r in recs) or "–"
+        delta = "–" if rung is spec["rungs"][0] else paired_delta(recs, ref, epochs)
         lines.append(f"| {rung['name']} | {rung['variant']} | {settings} | {seeds} | " + " | ".join(cells)
-                     + f" | {m50} | {best} | {per_seed} |")
+                     + f" | {m50} | {best} | {per_seed} | {delta} |")
     lines += ["", "Rungs:", ""]
     for rung in spec["rungs"]:
         lines.append(f"- **{rung['name']}**: {rung.get('description', '').strip()}")

@@ -49,6 +49,9 @@ def test_table_from_records(ladder, spec, monkeypatch):
     records = {"stock": [rec(0, 0.2), rec(1, 0.3)], "replace": [rec(0, 0.1)]}
     text = ladder.table(spec, records, REPO / "benchmarks" / "ladder_rcq.yaml")
     assert "GENERATED" in text and "| stock | baseline | – | 0,1 | 0.250 ± 0.071 |" in text
+    assert "| -0.100 (n 1) |" in text  # replace minus stock at the one seed both have
+    two = ladder.paired_delta([rec(0, 0.1), rec(1, 0.25)], records["stock"], last)
+    assert two == "-0.075 [-0.393, +0.243] (n 2)"  # t(0.975, 1) = 12.71 times sd 0.035 / sqrt(2)
     assert "| replace | rcq_replace |" in text and "0.100" in text
     assert text.count("\n| ") == len(spec["rungs"]) + 1  # header + one row per rung
 
