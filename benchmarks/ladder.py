@@ -262,7 +262,8 @@ def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder
         "`best.pt` (the run's summary metric).",
         "",
         f"`Δ vs {spec['rungs'][0]['name']}`: mean difference in mAP50-95 @{epochs} to the first rung over the seeds "
-        "both have, with its 95 % paired t-interval (seed-level noise only).",
+        "both have, with its 95 % paired t-interval (seed-level noise only; with two seeds the spread itself is a "
+        "guess, so an n 2 interval can come out narrow by luck: read it as indicative).",
         "",
         "| rung | variant | settings | seeds | " + " | ".join(f"mAP50-95 @{e}" for e in marks)
         + f" | mAP50 @{epochs} | best mAP50-95 | per seed @{epochs} | Δ vs {spec['rungs'][0]['name']} |",
