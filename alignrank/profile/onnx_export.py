@@ -115,15 +115,22 @@ def onnx_max_abs_diff(
 
 
 def detections_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Order-free distance of two detection lists ``(k, 6)``: the largest gap from any row of one list to its
-    nearest row of the other (max abs difference over the row's values), both ways.
+    """Order-free distance of two top-k detection lists ``(k, 6)``, rows ``x1, y1, x2, y2, score, class``: the
+    largest gap from a row of one list to its nearest row of the other (max abs difference over the row's
+    values), both ways. A row scoring at or below either list's k-th score may be in one list only (a near-tie
+    at the cut), so only the rows above both cuts must find a partner.
 
     Examples:
-        >>> a = np.array([[0, 0, 4, 4, 0.9, 1], [1, 1, 5, 5, 0.9, 2]], dtype=np.float32)
-        >>> detections_distance(a, a[::-1])  # the same detections in another order
+        >>> a = np.array([[0, 0, 4, 4, 0.9, 1], [1, 1, 5, 5, 0.8, 2], [2, 2, 6, 6, 0.1, 0]], dtype=np.float32)
+        >>> detections_distance(a, a[[1, 0, 2]])  # the same detections in another order
         0.0
         >>> round(detections_distance(a, a + [0, 0, 0, 0.5, 0, 0]), 3)
         0.5
+        >>> b = a.copy(); b[2] = [9, 9, 9, 9, 0.1, 3]  # another detection tied at the cut
+        >>> detections_distance(a, b)
+        0.0
     """
+    cut = max(a[-1, 4], b[-1, 4])  # lists sorted by score: the higher of the two k-th scores
     d = np.abs(a[:, None, :] - b[None, :, :]).max(-1)  # (k, k): row-to-row max abs difference
-    return float(max(d.min(1).max(), d.min(0).max()))
+    gaps = [d.min(1)[a[:, 4] > cut], d.min(0)[b[:, 4] > cut]]  # each kept row's gap to its nearest partner
+    return float(max((g.max() for g in gaps if g.size), default=0.0))
