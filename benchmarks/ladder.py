@@ -10,7 +10,11 @@ seed), at most ``jobs`` at a time, each logging to
 and the resolved ``data``/``model``/``loss``/``train`` params of the run (params.yaml + the ladder's and
 the rung's settings; not the output folders), so an edited rung or default is re-trained and an unchanged
 one is not (re-running the command resumes an interrupted ladder). The table (``doc:``) is
-GENERATED from those files: edit the ladder, not the table.
+GENERATED from those files: edit the ladder, not the table. Beside it, ``<doc>.json`` keeps the records the
+table was made from (the curves and metrics, keyed by rung, seed and hash): commit both, and ``--table``
+regenerates the same table on a fresh clone. The doc is written only when every (rung, seed) of the ladder
+has a result whose hash is the rung's today; otherwise it is kept as it is, a partial table goes to
+``<out>/<name>.partial.md``, and one line says what is missing and how to get it.
 
 Usage:
     .venv/bin/python benchmarks/ladder.py benchmarks/ladder_rcq.yaml            # train what is missing, write the doc
@@ -99,6 +103,11 @@ def rung_hash(spec: dict[str, Any], rung: dict[str, Any], seed: int) -> str:
     payload["data"] = {k: v for k, v in payload["data"].items() if k != "root"}
     payload["train"] = {k: v for k, v in payload["train"].items() if k not in ("out_dir", "lock_wait")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def result_file(spec: dict[str, Any], results: Path, rung: dict[str, Any], seed: int) -> Path:
+    """Where a (rung, seed)'s result record is stored: ``<results>/<rung>-s<seed>-<hash>.json``."""
+    return results / f"{rung['name']}-s{seed}-{rung_hash(spec, rung, seed)}.json"
 
 
 def validated_epochs(spec: dict[str, Any]) -> list[int]:
@@ -193,6 +202,38 @@ def train_one(spec: dict[str, Any], out: Path, rung: dict[str, Any], seed: int, 
     last = record["curve"].get("map50_95", [math.nan])[-1]
     print(f"done {rung['name']} seed {seed}: final-epoch mAP50-95 {last:.3f} ({record['seconds']:.0f} s)", flush=True)
     return record
+
+
+def records_file(spec: dict[str, Any]) -> Path:
+    """The committed records beside the doc (``docs/ladders_rcq.md`` -> ``docs/ladders_rcq.json``)."""
+    return ROOT / Path(spec["doc"]).with_suffix(".json")
+
+
+def kept(record: dict[str, Any], digest: str) -> dict[str, Any]:
+    """What the committed records keep of a result: provenance, the run's metrics and its curve, and its hash."""
+    keys = ("rung", "variant", "set", "seed", "seconds", "commit", "code", "adopted_from", "params_added_since")
+    return {**{k: record[k] for k in keys if k in record}, "hash": digest,
+            "summary": {"metrics": record.get("summary", {}).get("metrics", {})}, "curve": record.get("curve", {})}
+
+
+def collect(spec: dict[str, Any], results: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Every (rung, seed)'s record, from ``results`` or else the committed records, and the missing ones.
+
+    A record is used only under the rung's hash of today: a rung or default edited since is missing, not
+    served from an older run.
+    """
+    stored = {(r["rung"], r["seed"], r["hash"]): r for r in (read_json(records_file(spec)) or {}).get("records", [])}
+    records: dict[str, list[dict[str, Any]]] = {}
+    missing = []
+    for rung in spec["rungs"]:
+        for seed in rung_seeds(spec, rung):
+            digest = rung_hash(spec, rung, seed)
+            rec = read_json(result_file(spec, results, rung, seed)) or stored.get((rung["name"], seed, digest))
+            if rec:
+                records.setdefault(rung["name"], []).append(kept(rec, digest))
+            else:
+                missing.append(f"{rung['name']} seed {seed}")
+    return records, missing
 
 
 def mean_sd(xs: list[float]) -> str:
@@ -317,27 +358,34 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown rung(s) {sorted(unknown)} in {args.ladder}")
 
-    def result_path(rung: dict[str, Any], seed: int) -> Path:
-        return results / f"{rung['name']}-s{seed}-{rung_hash(spec, rung, seed)}.json"
-
+    failed = 0
     if not args.table:
         build_data(spec, out)
         order = sorted({s for r in spec["rungs"] for s in rung_seeds(spec, r)})
         todo = [(r, s) for s in (seeds or order) for r in spec["rungs"] if r["name"] in chosen
-                and (seeds or s in rung_seeds(spec, r)) and not result_path(r, s).is_file()]
+                and (seeds or s in rung_seeds(spec, r)) and not result_file(spec, results, r, s).is_file()]
         print(f"{len(todo)} run(s) to train, {args.jobs or spec['jobs']} at a time", flush=True)
         with ThreadPoolExecutor(max_workers=args.jobs or spec["jobs"]) as pool:
-            list(pool.map(lambda rs: train_one(spec, out, rs[0], rs[1], result_path(*rs)), todo))
-    records: dict[str, list[dict[str, Any]]] = {}
-    for rung in spec["rungs"]:
-        for seed in rung_seeds(spec, rung):
-            rec = read_json(result_path(rung, seed))
-            if rec:
-                records.setdefault(rung["name"], []).append(rec)
+            failed = sum(not rec for rec in pool.map(lambda rs: train_one(spec, out, *rs, result_file(spec, results, *rs)),
+                                                     todo))
+    records, missing = collect(spec, results)
+    text = table(spec, records, ladder_path)
     doc = ROOT / spec["doc"]
-    atomic_write_text(doc, table(spec, records, ladder_path))
-    print(f"wrote {doc.relative_to(ROOT)}", flush=True)
-    return 0
+    if missing:
+        partial = out / f"{spec['name']}.partial.md"
+        atomic_write_text(partial, text)
+        shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
+        expected = len(missing) + sum(map(len, records.values()))
+        print(f"{doc.relative_to(ROOT)} kept as it is: {len(missing)} of {expected} (rung, seed) results missing "
+              f"({shown}) from {results} and {records_file(spec).relative_to(ROOT)}; partial table in {partial}. "
+              f"Train them with `python benchmarks/ladder.py {args.ladder}` (without --table) or adopt finished runs "
+              "with benchmarks/ladder_adopt.py.", file=sys.stderr, flush=True)
+        return 1 if args.table or failed else 0
+    atomic_write_text(doc, text)
+    atomic_write_json(records_file(spec), {"ladder": str(ladder_path.relative_to(ROOT)),
+                                           "records": [r for recs in records.values() for r in recs]})
+    print(f"wrote {doc.relative_to(ROOT)} and {records_file(spec).relative_to(ROOT)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ladder import ROOT, load_ladder, read_curve, resolved, rung_hash, rung_seeds  # noqa: E402
+from ladder import ROOT, load_ladder, read_curve, resolved, result_file, rung_seeds  # noqa: E402
 
 from alignrank.io import atomic_write_json, read_json  # noqa: E402
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for rung in spec["rungs"]:
         ident = identity(rung["variant"])
         for seed in rung_seeds(spec, rung):
-            dest = results / f"{rung['name']}-s{seed}-{rung_hash(spec, rung, seed)}.json"
+            dest = result_file(spec, results, rung, seed)
             if dest.is_file():
                 continue
             want = comparable(params_dict(resolved(spec, rung, seed)))

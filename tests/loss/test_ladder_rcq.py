@@ -61,3 +61,45 @@ def test_summary_parsed_after_library_output(ladder):
     assert ladder.parse_summary(out)["metrics"]["map50_95"] == 0.1
     with pytest.raises(ValueError, match="no JSON summary"):
         ladder.parse_summary("nothing here\n")
+
+
+def test_doc_only_from_a_complete_ladder_and_regenerated_from_committed_records(ladder, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import yaml
+
+    from alignrank.io import atomic_write_json
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.setattr(ladder, "ROOT", tmp_path)
+    path = tmp_path / "ladder.yaml"
+    rungs = [{"name": "stock", "variant": "baseline"},
+             {"name": "augment", "variant": "rcq", "set": {"loss.lambda_list": 0.5}}]
+    path.write_text(yaml.safe_dump({"name": "t", "out": "out", "doc": "docs/t.md", "seeds": [0, 1], "rungs": rungs}))
+    spec = ladder.load_ladder(path)
+    last = ladder.validated_epochs(spec)[-1]
+    for i, rung in enumerate(spec["rungs"]):
+        for seed in (0, 1):
+            v = 0.1 * (i + 1) + 0.01 * seed
+            atomic_write_json(ladder.result_file(spec, tmp_path / "out" / "results", rung, seed), {
+                "rung": rung["name"], "variant": rung["variant"], "seed": seed, "commit": "c0ffee", "code": "d1",
+                "summary": {"metrics": {"map50_95": v}, "run_dir": "/elsewhere"},
+                "curve": {"epoch": [last], "map50_95": [v], "map50": [2 * v]}})
+    doc, records = tmp_path / "docs" / "t.md", tmp_path / "docs" / "t.json"
+    assert ladder.main([str(path), "--table"]) == 0
+    text = doc.read_text()
+    assert "| augment | rcq | `loss.lambda_list=0.5` | 0,1 | 0.205 ± 0.007 |" in text and records.is_file()
+
+    shutil.rmtree(tmp_path / "out")  # a fresh clone: only the committed doc and records
+    assert ladder.main([str(path), "--table"]) == 0
+    assert doc.read_text() == text
+
+    rungs[1]["set"] = {"loss.lambda_list": 0.25}  # an edited rung is a different run: its records do not serve it
+    path.write_text(yaml.safe_dump({"name": "t", "out": "out", "doc": "docs/t.md", "seeds": [0, 1], "rungs": rungs}))
+    assert ladder.main([str(path), "--table"]) == 1
+    err = capsys.readouterr().err
+    assert doc.read_text() == text  # the published table is kept
+    assert "docs/t.md kept as it is: 2 of 4 (rung, seed) results missing (augment seed 0, augment seed 1)" in err
+    assert err.count("\n") == 1 and "ladder_adopt.py" in err
+    partial = (tmp_path / "out" / "t.partial.md").read_text()
+    assert "| augment | rcq | `loss.lambda_list=0.25` | – |" in partial
