@@ -141,6 +141,19 @@ def code_version() -> str:
     return version()
 
 
+def machine() -> str:
+    """The CPU, torch version and torch's CPU kernel level (``ATEN_CPU_CAPABILITY``) the runs train with.
+
+    Runs are bit-reproducible only where all three match: other CPU kernels round differently, and a
+    15-epoch training trajectory amplifies that into a different model.
+    """
+    import torch
+
+    from alignrank.env import cpu_model
+
+    return f"{cpu_model()}, torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
+
+
 def build_data(spec: dict[str, Any], out: Path) -> None:
     """``alignrank data`` into ``<out>/data`` (cached by the data stage itself)."""
     cmd = [*alignrank_cmd(), "data", *sets(spec["data"], "data."), "--set", f"data.root={out / 'data'}"]
@@ -196,7 +209,8 @@ def train_one(spec: dict[str, Any], out: Path, rung: dict[str, Any], seed: int, 
         print(f"FAILED {rung['name']} seed {seed}: {e}", flush=True)
         return {}
     record = {"rung": rung["name"], "variant": rung["variant"], "set": rung.get("set", {}), "seed": seed,
-              "seconds": round(time.time() - t0, 1), "commit": git_commit(), "code": code_version(), "summary": summary,
+              "seconds": round(time.time() - t0, 1), "commit": git_commit(), "code": code_version(), "machine": machine(),
+              "summary": summary,
               "curve": read_curve(Path(summary["run_dir"]))}
     atomic_write_json(result, record)
     last = record["curve"].get("map50_95", [math.nan])[-1]
@@ -211,7 +225,8 @@ def records_file(spec: dict[str, Any]) -> Path:
 
 def kept(record: dict[str, Any], digest: str) -> dict[str, Any]:
     """What the committed records keep of a result: provenance, the run's metrics and its curve, and its hash."""
-    keys = ("rung", "variant", "set", "seed", "seconds", "commit", "code", "adopted_from", "params_added_since")
+    keys = ("rung", "variant", "set", "seed", "seconds", "commit", "code", "machine", "adopted_from",
+            "params_added_since")
     return {**{k: record[k] for k in keys if k in record}, "hash": digest,
             "summary": {"metrics": record.get("summary", {}).get("metrics", {})}, "curve": record.get("curve", {})}
 
@@ -326,7 +341,8 @@ def table(spec: dict[str, Any], records: dict[str, list[dict[str, Any]]], ladder
     for rung in spec["rungs"]:
         lines.append(f"- **{rung['name']}**: {rung.get('description', '').strip()}")
     every = [r for recs in records.values() for r in recs]
-    commits = sorted({f"{r['commit']} (code {r.get('code', '?')})" for r in every if "adopted_from" not in r})
+    commits = sorted({f"{r['commit']} (code {r.get('code', '?')}" + (f"; {r['machine']}" if r.get("machine") else "") + ")"
+                      for r in every if "adopted_from" not in r})
     adopted = sorted({r.get("code", "?") for r in every if "adopted_from" in r})
     lines += ["", f"Trained at: {', '.join(commits) or '–'}."]
     if adopted:

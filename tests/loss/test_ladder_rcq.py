@@ -103,3 +103,24 @@ def test_doc_only_from_a_complete_ladder_and_regenerated_from_committed_records(
     assert err.count("\n") == 1 and "ladder_adopt.py" in err
     partial = (tmp_path / "out" / "t.partial.md").read_text()
     assert "| augment | rcq | `loss.lambda_list=0.25` | – |" in partial
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "benchmarks").glob("ladder_*.yaml")))
+def test_every_ladder_file_resolves_to_distinct_runs(ladder, name, monkeypatch):
+    monkeypatch.setattr(ladder, "ROOT", REPO)
+    spec = ladder.load_ladder(REPO / "benchmarks" / name)
+    for rung in spec["rungs"]:
+        assert ladder.resolved(spec, rung, 0).train.variant == rung["variant"]  # ParamsError on a bad key
+    assert len({ladder.rung_hash(spec, r, 0) for r in spec["rungs"]}) == len(spec["rungs"])
+    assert spec["doc"].startswith("docs/") and spec["doc"].endswith(".md")
+
+
+def test_headline_rungs_are_the_ladders_own_runs(ladder, monkeypatch):
+    monkeypatch.setattr(ladder, "ROOT", REPO)
+    head = ladder.load_ladder(REPO / "benchmarks" / "ladder_headline.yaml")
+    others = {}
+    for name in ("ladder_csd.yaml", "ladder_rcq.yaml"):
+        spec = ladder.load_ladder(REPO / "benchmarks" / name)
+        others.update({r["name"]: ladder.rung_hash(spec, r, 0) for r in spec["rungs"]})
+    for rung in head["rungs"]:
+        assert ladder.rung_hash(head, rung, 0) == others[rung["name"]], rung["name"]
