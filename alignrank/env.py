@@ -95,3 +95,18 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """What a CPU run's numbers depend on beyond its run key: the CPU, torch and torch's CPU kernel level.
+
+    Runs are bit-reproducible on one CPU kind only: another CPU (or ``ATEN_CPU_CAPABILITY``) selects other
+    kernels that round differently, and training amplifies that into a different model.
+
+    Examples:
+        >>> "torch" in machine()
+        True
+    """
+    import torch
+
+    return f"{cpu_model()}, torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"

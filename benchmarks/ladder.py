@@ -45,6 +45,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from alignrank.env import machine  # noqa: E402
 from alignrank.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 
 CURVE_KEY = "metrics/mAP50-95(B)"
@@ -139,19 +140,6 @@ def code_version() -> str:
     from alignrank.runs.key import code_version as version
 
     return version()
-
-
-def machine() -> str:
-    """The CPU, torch version and torch's CPU kernel level (``ATEN_CPU_CAPABILITY``) the runs train with.
-
-    Runs are bit-reproducible only where all three match: other CPU kernels round differently, and a
-    15-epoch training trajectory amplifies that into a different model.
-    """
-    import torch
-
-    from alignrank.env import cpu_model
-
-    return f"{cpu_model()}, torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
 
 
 def build_data(spec: dict[str, Any], out: Path) -> None:

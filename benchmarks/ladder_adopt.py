@@ -83,6 +83,7 @@ def record(rung: dict[str, Any], seed: int, run_dir: Path, added: list[str]) -> 
     run = read_json(run_dir / "run.json") or {}
     return {"rung": rung["name"], "variant": rung["variant"], "set": rung.get("set", {}), "seed": seed,
             "seconds": done.get("wall_s"), "commit": "adopted", "code": run.get("payload", {}).get("code", "?"),
+            **({"machine": done["machine"]} if "machine" in done else {}),
             "summary": done, "curve": read_curve(run_dir), "adopted_from": str(run_dir),
             "params_added_since": added}
 

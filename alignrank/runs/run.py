@@ -44,6 +44,7 @@ from alignrank.engine import faults
 from alignrank.engine.callbacks import EpochLogger, ReportFn
 from alignrank.engine.guards import FiniteLossGuard
 from alignrank.engine.quiet import quiet_ultralytics
+from alignrank.env import machine
 from alignrank.errors import DataError, write_error
 from alignrank.io import atomic_write_json, atomic_write_text, read_json
 from alignrank.locks import hold
@@ -58,7 +59,7 @@ LOCK_NAME = ".lock"  # <run folder>/.lock: one job at a time per run folder
 
 
 def run_tags(params: Params, key: RunKey, provenance: Optional[dict] = None) -> dict[str, str]:
-    """Tags of a training run: variant, seed, run key, dataset fingerprint, device, host, git, DVC stage."""
+    """Tags of a training run: variant, seed, run key, dataset fingerprint, device, host, machine, git, DVC stage."""
     from alignrank.variants import get_variant
 
     v = get_variant(params.train.variant)
@@ -74,6 +75,7 @@ def run_tags(params: Params, key: RunKey, provenance: Optional[dict] = None) -> 
         provenance = git_info()
     tags.update(provenance)
     tags["host"] = socket.gethostname()  # where it ran, not where it was dispatched from
+    tags["machine"] = machine()  # CPU, torch and kernel level: CPU runs reproduce bit for bit only on the same
     return {k: str(x) for k, x in tags.items()}
 
 
@@ -215,7 +217,7 @@ def _train(params: Params, tracker: Tracker, rd: RunDir, key: RunKey, *, report:
     atomic_write_json(rd.done_json, {
         "name": key.name, "variant": key.variant, "seed": key.seed, "key": key.hash, "metrics": final,
         "run_dir": str(rd.path), "weights": str(rd.weights), "mlflow_run_id": tracker.run_id,
-        "attempts": attempts, "wall_s": round(time.time() - t0, 2), "finished": time.time(),
+        "attempts": attempts, "wall_s": round(time.time() - t0, 2), "finished": time.time(), "machine": machine(),
     })
     rd.write_status(state="done", updated=time.time())
     return final

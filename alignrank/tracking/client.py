@@ -117,6 +117,25 @@ def retry(what: str, fn: Callable[[], T], *, uri: str, base: float = 0.25) -> T:
     raise AssertionError("unreachable")
 
 
+def schema_lock(uri: str, wait: float = 600.0):
+    """The lock that one process at a time holds while its client creates or migrates a SQLite store's schema.
+
+    MLflow creates (and upgrades) the tables of a SQLite store when a client first connects; two processes
+    doing that at once leave the database half-migrated ("table _alembic_tmp_... already exists") and every
+    later run fails. A remote store migrates on its server: no lock.
+
+    Examples:
+        >>> schema_lock("http://127.0.0.1:5000")  # doctest: +ELLIPSIS
+        <contextlib.nullcontext object at ...>
+    """
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from alignrank.locks import hold
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    return hold(db.parent, db.parent / f"{db.name}.schema.lock", wait=wait)
+
+
 def dataset_input(payload: Mapping[str, Any]):
     """The ``mlflow.entities.DatasetInput`` of an ``input`` record: an ``mlflow.data`` dataset of metadata only
     (name, digest, source URI, JSON profile) tagged with its context (``mlflow.data.context``, e.g. ``train``)."""
@@ -157,7 +176,8 @@ class StoreClient:
         import mlflow  # the only package that imports mlflow is alignrank.tracking
 
         self.uri = uri
-        self.mlflow = retry("connect", lambda: mlflow.MlflowClient(tracking_uri=uri), uri=uri)
+        with schema_lock(uri):
+            self.mlflow = retry("connect", lambda: mlflow.MlflowClient(tracking_uri=uri), uri=uri)
         self.ids: dict[str, str] = {}
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:

@@ -40,8 +40,10 @@ def test_train_tracks_everything_then_reuses_the_finished_run(tiny_params):
     # all resolved params, flattened (head/loss/assigner settings included)
     assert t.params["loss.lambda_rank"] == 1.0 and t.params["loss.assigner"] == "tal"
     assert t.params["model.csd_points"] == 4 and t.params["train.epochs"] == 2
-    for tag in ("variant", "seed", "git_commit", "git_dirty", "dataset_fingerprint", "dvc_stage", "host", "device"):
+    for tag in ("variant", "seed", "git_commit", "git_dirty", "dataset_fingerprint", "dvc_stage", "host", "device",
+                "machine"):
         assert t.tags.get(tag), tag
+    assert rd.done()["machine"] == t.tags["machine"] and "torch" in t.tags["machine"]  # the CPU kind it reproduces on
     assert t.tags["variant"] == "baseline" and t.tags["dvc_stage"] == "cli" and t.tags["device"] == "cpu"
     assert ("best.pt", "weights") in t.artifacts and ("params.yaml", None) in t.artifacts
     # a finished run is never recomputed
