@@ -124,3 +124,15 @@ def test_headline_rungs_are_the_ladders_own_runs(ladder, monkeypatch):
         others.update({r["name"]: ladder.rung_hash(spec, r, 0) for r in spec["rungs"]})
     for rung in head["rungs"]:
         assert ladder.rung_hash(head, rung, 0) == others[rung["name"]], rung["name"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "benchmarks").glob("ladder_*.yaml")))
+def test_a_committed_table_is_what_its_committed_records_give(ladder, name, monkeypatch, tmp_path):
+    monkeypatch.setattr(ladder, "ROOT", REPO)
+    path = REPO / "benchmarks" / name
+    spec = ladder.load_ladder(path)
+    if not ladder.records_file(spec).is_file():
+        pytest.skip(f"{spec['doc']} has no committed records (it predates them)")
+    records, missing = ladder.collect(spec, tmp_path / "no-results")
+    assert not missing  # every rung and seed of today's ladder has a record under today's hash
+    assert ladder.table(spec, records, path) == (REPO / spec["doc"]).read_text()
