@@ -8,8 +8,9 @@ through the side stream alone (the sampler's input); ``clip_frac``: fraction of 
 gradient norm exceeded ultralytics' clip (10). At the epoch's end, on a fixed batch of validation images
 (live model, eval mode, no grad): ``reentry``: per level ``mean |E_l(y~_l)| / mean |x_l|``; ``off_mean`` /
 ``off_sat``: mean |offset| in source pixels and the fraction of offsets beyond 0.9 R; ``pw_max``: mean
-largest point weight; ``alpha_max``: mean largest kernel weight of the class router (P3). The run's final validation mAP is printed last: equal to the ``alignrank train`` run of the same
-params and seed (the instruments read, never write), which checks the probe saw the same trajectory.
+largest point weight; ``alpha_max``: mean largest kernel weight of the class router (P3). The run's final
+validation mAP is printed last: equal to the ``alignrank train`` run of the same params and seed (the
+instruments read, never write), which checks the probe saw the same trajectory.
 
 Usage:
     .venv/bin/python benchmarks/csd_trajectory.py --data data/synthetic-5cb57a73 --seed 0

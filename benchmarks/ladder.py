@@ -198,8 +198,7 @@ def train_one(spec: dict[str, Any], out: Path, rung: dict[str, Any], seed: int, 
         return {}
     record = {"rung": rung["name"], "variant": rung["variant"], "set": rung.get("set", {}), "seed": seed,
               "seconds": round(time.time() - t0, 1), "commit": git_commit(), "code": code_version(), "machine": machine(),
-              "summary": summary,
-              "curve": read_curve(Path(summary["run_dir"]))}
+              "summary": summary, "curve": read_curve(Path(summary["run_dir"]))}
     atomic_write_json(result, record)
     last = record["curve"].get("map50_95", [math.nan])[-1]
     print(f"done {rung['name']} seed {seed}: final-epoch mAP50-95 {last:.3f} ({record['seconds']:.0f} s)", flush=True)
@@ -258,23 +257,21 @@ def at_epoch(curve: dict[str, list[float]], key: str, epoch: int) -> float:
 
 
 def paired_delta(recs: list[dict[str, Any]], ref: list[dict[str, Any]], epoch: int) -> str:
-    """Mean difference to the reference rung over the seeds both have, with a 95 % paired t-interval.
+    """Mean difference to the reference rung over the seeds both have, with a 95 % paired t-interval
+    (:func:`alignrank.report.stats.paired_t`, the report's own).
 
     Two seeds give an interval 6x wider than their spread (t with 1 degree of freedom): that width is the
     honest uncertainty of a two-seed comparison, not a formatting choice.
     """
-    from scipy import stats
+    from alignrank.report.stats import paired_t
 
     base = {r["seed"]: at_epoch(r["curve"], "map50_95", epoch) for r in ref}
-    d = [at_epoch(r["curve"], "map50_95", epoch) - base[r["seed"]] for r in recs if r["seed"] in base]
-    d = [x for x in d if x == x]
-    if not d:
+    t = paired_t([at_epoch(r["curve"], "map50_95", epoch) - base[r["seed"]] for r in recs if r["seed"] in base])
+    if t["n"] == 0:
         return "–"
-    m = statistics.mean(d)
-    if len(d) == 1:
-        return f"{m:+.3f} (n 1)"
-    half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
-    return f"{m:+.3f} [{m - half:+.3f}, {m + half:+.3f}] (n {len(d)})"
+    if t["n"] == 1:
+        return f"{t['mean']:+.3f} (n 1)"
+    return f"{t['mean']:+.3f} [{t['lo']:+.3f}, {t['hi']:+.3f}] (n {t['n']})"
 
 
 def budget(spec: dict[str, Any]) -> str:

